@@ -1,0 +1,49 @@
+//! Project automation, run as `cargo xtask <command>`: installs what the tests and benchmarks need on a
+//! fresh machine, then runs them. Everything a newcomer needs is reachable from here or the README.
+
+mod setup;
+
+use anyhow::{Result, bail};
+use std::process::Command;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test            install what the tests need, build once, run the whole test suite
+  bench <name>    run a benchmark that compares us with our peer: chain";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("{USAGE}");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+/// Runs every test of the workspace with nextest: one build shared by all test binaries.
+fn test(extra: &[String]) -> Result<()> {
+    setup::ensure_debian_packages(setup::TEST_PACKAGES)?;
+    setup::run(
+        Command::new("cargo")
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .args(extra),
+    )
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("chain") => setup::run(
+            Command::new("cargo")
+                .args(["bench", "-p", "tfchain", "--bench", "chain", "--"])
+                .args(&args[1..]),
+        ),
+        _ => {
+            eprintln!("{USAGE}");
+            bail!("unknown or missing benchmark name")
+        }
+    }
+}
