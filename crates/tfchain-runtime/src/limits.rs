@@ -1,0 +1,48 @@
+//! Named maxima of the ledger: sizes of strings, lists and encodings. Decoders and validators refuse
+//! anything larger before they allocate or store it.
+
+/// A transaction's encoding (room for a 64 KiB deployment and its signatures).
+pub const TX_BYTES_MAX: usize = 128 * 1024;
+/// Transactions in one block.
+pub const BLOCK_TXS_MAX: usize = 50_000;
+/// A block's encoding.
+pub const BLOCK_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+pub const TC_LINK_LEN_MAX: usize = 2048;
+pub const TC_HASH_LEN_MAX: usize = 50;
+pub const RELAY_LEN_MAX: usize = 1024;
+pub const TWIN_PK_LEN_MAX: usize = 128;
+pub const FARM_NAME_LEN_MIN: usize = 3;
+pub const FARM_NAME_LEN_MAX: usize = 40;
+/// Public IPs a farm holds.
+pub const FARM_PUBLIC_IPS_MAX: usize = 256;
+pub const PUBLIC_IP_LEN_MAX: usize = 18;
+pub const GATEWAY_LEN_MAX: usize = 15;
+pub const STELLAR_ADDRESS_LEN_MAX: usize = 56;
+pub const CITY_LEN_MAX: usize = 58;
+pub const COUNTRY_LEN_MIN: usize = 2;
+pub const COUNTRY_LEN_MAX: usize = 56;
+pub const COORDINATE_LEN_MAX: usize = 50;
+pub const INTERFACES_MAX: usize = 10;
+pub const INTERFACE_NAME_LEN_MIN: usize = 3;
+pub const INTERFACE_NAME_LEN_MAX: usize = 20;
+pub const INTERFACE_IPS_MAX: usize = 10;
+pub const INTERFACE_IP_LEN_MIN: usize = 7;
+pub const INTERFACE_IP_LEN_MAX: usize = 42;
+pub const SERIAL_NUMBER_LEN_MAX: usize = 128;
+pub const IP6_LEN_MAX: usize = 43;
+pub const GATEWAY6_LEN_MAX: usize = 39;
+pub const DOMAIN_LEN_MAX: usize = 128;
+pub const POLICY_NAME_LEN_MAX: usize = 64;
+pub const ZOS_VERSION_LEN_MAX: usize = 64;
+pub const COUNCIL_MEMBERS_MAX: usize = 100;
+pub const MOTIONS_MAX: usize = 100;
+pub const MOTION_DESCRIPTION_LEN_MAX: usize = 1024;
+pub const KV_KEY_LEN_MAX: usize = 512;
+pub const KV_VALUE_LEN_MAX: usize = 2048;
+
+/// Minimum capacity a node registers with (ADR-0022: SSD or HDD, at least one).
+pub const NODE_CRU_MIN: u64 = 1;
+pub const NODE_MRU_MIN: u64 = 2 * 1024 * 1024 * 1024;
+pub const NODE_SRU_MIN: u64 = 100 * 1024 * 1024 * 1024;
+pub const NODE_HRU_MIN: u64 = 100 * 1000 * 1000 * 1000;
