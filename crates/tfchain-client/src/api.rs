@@ -1,0 +1,202 @@
+//! The RPC methods and their JSON types. Method names are `<module>_<name>`; subscriptions deliver
+//! finalized headers and each block's events.
+
+use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde::{Deserialize, Serialize};
+use tfchain_runtime::types::*;
+use tfchain_runtime::{EventRecord, Header, SignedTransaction};
+use tfgrid_types::{AccountId, Balance, FarmId, Hash32, NodeId, PolicyId, TwinId};
+
+pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
+
+/// Error codes of the API; the message says the rest.
+pub mod codes {
+    /// The transaction cannot be included (bad signature, nonce, fee funds, size).
+    pub const TX_INVALID: i32 = 1001;
+    /// The pool is full or the sender has too many pending transactions.
+    pub const POOL_FULL: i32 = 1002;
+    /// The bytes or parameters do not decode.
+    pub const MALFORMED: i32 = 1003;
+    /// The node failed to read its own store.
+    pub const STORE: i32 = 1004;
+    /// The same transaction is already pending.
+    pub const ALREADY_KNOWN: i32 = 1005;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    pub chain: String,
+    pub chain_id: String,
+    pub genesis_hash: Hash32,
+    pub height: u64,
+    pub head_hash: Hash32,
+    pub head_timestamp_ms: u64,
+    pub block_time_ms: u64,
+    pub pending_txs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub account: AccountId,
+    pub free: Balance,
+    /// The nonce of the account's next transaction in the last block.
+    pub nonce: u64,
+    /// The nonce a new transaction should carry, counting those pending in the pool.
+    pub next_nonce: u64,
+}
+
+/// A block by height or by hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BlockId {
+    Height(u64),
+    Hash(Hash32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockView {
+    pub hash: Hash32,
+    pub header: Header,
+    pub txs: Vec<TxView>,
+    pub events: Vec<EventRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxView {
+    pub hash: Hash32,
+    #[serde(flatten)]
+    pub tx: SignedTransaction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Waiting in the pool.
+    Pending,
+    /// In a finalized block; `error` is the call's error if it failed (its fee was paid).
+    Included {
+        height: u64,
+        block_hash: Hash32,
+        index: u32,
+        fee: Balance,
+        error: Option<String>,
+        events: Vec<EventRecord>,
+    },
+    /// Removed from the pool without inclusion.
+    Dropped { reason: String },
+    /// Never seen, or dropped long ago.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRun {
+    pub fee: Balance,
+    pub error: Option<String>,
+    pub events: Vec<EventRecord>,
+}
+
+/// Paging through a table in id order: entries from `from` on, at most `limit` (capped by the node).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub from: Option<u64>,
+    pub limit: Option<u32>,
+}
+
+/// A node with its power and last uptime report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub node: Node,
+    pub power: Option<NodePower>,
+    pub uptime: Option<NodeUptime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockEvents {
+    pub height: u64,
+    pub block_hash: Hash32,
+    pub timestamp_ms: u64,
+    pub events: Vec<EventRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvEntry {
+    /// Hex of the key bytes.
+    pub key: String,
+    /// Hex of the value bytes.
+    pub value: String,
+}
+
+#[rpc(client, server)]
+pub trait TfchainApi {
+    #[method(name = "chain_status")]
+    async fn status(&self) -> RpcResult<ChainStatus>;
+
+    #[method(name = "chain_getBlock")]
+    async fn block(&self, at: BlockId) -> RpcResult<Option<BlockView>>;
+
+    /// Submits a signed transaction (0x and the hex of its encoding); returns its hash.
+    #[method(name = "tx_submit")]
+    async fn submit(&self, tx: String) -> RpcResult<Hash32>;
+
+    /// Runs a signed transaction on the head state without keeping anything.
+    #[method(name = "tx_dryRun")]
+    async fn dry_run(&self, tx: String) -> RpcResult<DryRun>;
+
+    #[method(name = "tx_status")]
+    async fn tx_status(&self, hash: Hash32) -> RpcResult<TxStatus>;
+
+    #[method(name = "account_info")]
+    async fn account(&self, account: AccountId) -> RpcResult<AccountView>;
+
+    #[method(name = "tfgrid_twin")]
+    async fn twin(&self, id: TwinId) -> RpcResult<Option<Twin>>;
+
+    #[method(name = "tfgrid_twinByAccount")]
+    async fn twin_by_account(&self, account: AccountId) -> RpcResult<Option<Twin>>;
+
+    #[method(name = "tfgrid_twins")]
+    async fn twins(&self, page: Page) -> RpcResult<Vec<Twin>>;
+
+    #[method(name = "tfgrid_farm")]
+    async fn farm(&self, id: FarmId) -> RpcResult<Option<Farm>>;
+
+    #[method(name = "tfgrid_farmByName")]
+    async fn farm_by_name(&self, name: String) -> RpcResult<Option<Farm>>;
+
+    #[method(name = "tfgrid_farms")]
+    async fn farms(&self, page: Page) -> RpcResult<Vec<Farm>>;
+
+    #[method(name = "tfgrid_node")]
+    async fn node(&self, id: NodeId) -> RpcResult<Option<NodeView>>;
+
+    #[method(name = "tfgrid_nodes")]
+    async fn nodes(&self, page: Page) -> RpcResult<Vec<NodeView>>;
+
+    #[method(name = "tfgrid_pricingPolicy")]
+    async fn pricing_policy(&self, id: PolicyId) -> RpcResult<Option<PricingPolicy>>;
+
+    #[method(name = "tfgrid_farmingPolicies")]
+    async fn farming_policies(&self, page: Page) -> RpcResult<Vec<FarmingPolicy>>;
+
+    #[method(name = "council_info")]
+    async fn council(&self) -> RpcResult<Council>;
+
+    #[method(name = "council_motions")]
+    async fn motions(&self) -> RpcResult<Vec<Motion>>;
+
+    /// A value of an account's key-value store; `key` is hex.
+    #[method(name = "kv_get")]
+    async fn kv_get(&self, account: AccountId, key: String) -> RpcResult<Option<KvEntry>>;
+
+    #[method(name = "kv_list")]
+    async fn kv_list(&self, account: AccountId) -> RpcResult<Vec<KvEntry>>;
+
+    #[subscription(name = "chain_subscribeFinalizedHeads" => "chain_finalizedHead", unsubscribe = "chain_unsubscribeFinalizedHeads", item = Header)]
+    async fn subscribe_finalized_heads(&self) -> SubscriptionResult;
+
+    #[subscription(name = "chain_subscribeEvents" => "chain_events", unsubscribe = "chain_unsubscribeEvents", item = BlockEvents)]
+    async fn subscribe_events(&self) -> SubscriptionResult;
+}

@@ -1,0 +1,243 @@
+//! The chain core: the runtime on the head state, the pool, and the store. It admits transactions,
+//! answers dry runs, and produces blocks: take ready transactions, apply them, seal the header, commit
+//! the block and its changes in one store transaction. Only after the commit does the head move.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tfchain_runtime::block::{events_root, tx_root};
+use tfchain_runtime::limits::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX};
+use tfchain_runtime::{Block, EventRecord, Header, Receipt, Runtime, SignedTransaction, TxInvalid};
+use tfgrid_types::{AccountId, Hash32, Keypair, Signature};
+
+use crate::limits::POOL_NONCES_AHEAD_MAX;
+use crate::mempool::{Mempool, PoolError, PoolTx};
+use crate::spec::ChainSpec;
+use crate::store::{Store, TxRecord};
+
+/// Why a submitted transaction was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Invalid(#[from] TxInvalid),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// A committed block and its events, as subscribers receive it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub block: Arc<Block>,
+    pub events: Arc<Vec<EventRecord>>,
+}
+
+#[derive(Debug)]
+pub struct Chain {
+    runtime: Runtime,
+    pool: Mempool,
+    head: Header,
+    genesis_hash: Hash32,
+    store: Arc<Store>,
+    author: Keypair,
+}
+
+impl Chain {
+    /// Opens the chain in `store`: writes the genesis block of `spec` into an empty store, or loads
+    /// the state of the last committed block and checks it against its state root.
+    pub fn open(store: Arc<Store>, spec: &ChainSpec, author: Keypair) -> Result<Chain> {
+        let spec_hash = spec.hash();
+        let (runtime, head) = match store.head_height()? {
+            None => {
+                let genesis = spec
+                    .genesis
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("the genesis config is invalid: {e}"))?;
+                let header = Header {
+                    parent_hash: Hash32::default(),
+                    height: 0,
+                    timestamp_ms: spec.genesis.timestamp_ms,
+                    tx_root: tx_root(&[]),
+                    state_root: genesis.state_root,
+                    events_root: events_root(&genesis.events),
+                    author: AccountId([0; 32]),
+                };
+                let block = Block {
+                    header: header.clone(),
+                    txs: vec![],
+                    seal: Signature([0; 64]),
+                };
+                store.commit_block(
+                    &block,
+                    &genesis.events,
+                    &[],
+                    &genesis.changes,
+                    Some(spec_hash),
+                )?;
+                (Runtime::new(genesis.state), header)
+            }
+            Some(height) => {
+                if store.spec_hash()? != Some(spec_hash) {
+                    bail!(
+                        "the data directory holds another chain than the spec {:?}: use another --base-path",
+                        spec.id
+                    );
+                }
+                let block = store
+                    .block(height)?
+                    .context("the head block is missing from the store")?;
+                let state = store.load_state(block.header.state_root)?;
+                (Runtime::new(state), block.header)
+            }
+        };
+        let genesis_hash = store
+            .block(0)?
+            .context("the genesis block is missing")?
+            .hash();
+        Ok(Chain {
+            runtime,
+            pool: Mempool::default(),
+            head,
+            genesis_hash,
+            store,
+            author,
+        })
+    }
+
+    pub fn head(&self) -> &Header {
+        &self.head
+    }
+
+    pub fn genesis_hash(&self) -> Hash32 {
+        self.genesis_hash
+    }
+
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    pub fn author(&self) -> AccountId {
+        self.author.account()
+    }
+
+    /// The account's nonce in the head state and the next free one counting pending transactions.
+    pub fn nonces(&self, account: &AccountId) -> (u64, u64) {
+        let nonce = self
+            .runtime
+            .state
+            .accounts
+            .get(account)
+            .map_or(0, |a| a.nonce);
+        (nonce, self.pool.next_nonce(account, nonce))
+    }
+
+    pub fn is_pending(&self, hash: &Hash32) -> bool {
+        self.pool.contains(hash)
+    }
+
+    pub fn dropped_reason(&self, hash: &Hash32) -> Option<String> {
+        self.pool.dropped_reason(hash).map(str::to_owned)
+    }
+
+    /// Admits a transaction whose signature was checked.
+    pub fn admit(
+        &mut self,
+        tx: SignedTransaction,
+        encoded_len: usize,
+    ) -> Result<Hash32, AdmitError> {
+        self.runtime
+            .check_tx(&tx, encoded_len, POOL_NONCES_AHEAD_MAX)?;
+        let hash = tx.hash();
+        self.pool.insert(PoolTx {
+            hash,
+            tx,
+            encoded_len,
+        })?;
+        Ok(hash)
+    }
+
+    /// Runs a transaction on the head state as the next block would, keeping nothing.
+    pub fn dry_run(
+        &mut self,
+        tx: &SignedTransaction,
+        encoded_len: usize,
+    ) -> Result<(Receipt, Vec<EventRecord>), TxInvalid> {
+        // A dry run checks the call, not the nonce: the client signs with the next free nonce.
+        let mut tx = tx.clone();
+        tx.tx.nonce = self
+            .runtime
+            .state
+            .accounts
+            .get(&tx.tx.signer)
+            .map_or(0, |a| a.nonce);
+        let height = self.head.height + 1;
+        self.runtime
+            .dry_run(&tx, encoded_len, height, self.head.timestamp_ms + 1)
+    }
+
+    /// Produces, seals and commits the next block at time `now_ms`.
+    pub fn produce_block(&mut self, now_ms: u64) -> Result<Committed> {
+        let height = self.head.height + 1;
+        let timestamp_ms = now_ms.max(self.head.timestamp_ms + 1);
+        let runtime = &mut self.runtime;
+        let ready = self.pool.ready(
+            |a| runtime.state.accounts.get(a).map_or(0, |acc| acc.nonce),
+            BLOCK_TXS_MAX,
+        );
+        runtime.begin_block(height, timestamp_ms);
+        let mut txs = Vec::with_capacity(ready.len());
+        let mut records = Vec::with_capacity(ready.len());
+        let mut bytes = 0usize;
+        let mut dropped = Vec::new();
+        for ptx in ready {
+            if bytes + ptx.encoded_len > BLOCK_BYTES_MAX - 4096 {
+                break;
+            }
+            match runtime.apply_tx(&ptx.tx, ptx.encoded_len) {
+                Ok(receipt) => {
+                    bytes += ptx.encoded_len;
+                    records.push(TxRecord {
+                        height,
+                        index: txs.len() as u32,
+                        fee: receipt.fee,
+                        error: receipt.error.map(|e| e.to_string()),
+                    });
+                    txs.push(ptx.tx);
+                }
+                Err(invalid) => dropped.push((ptx.hash, invalid.to_string())),
+            }
+        }
+        let outcome = runtime.finish_block();
+        let header = Header {
+            parent_hash: self.head.hash(),
+            height,
+            timestamp_ms,
+            tx_root: tx_root(&txs),
+            state_root: outcome.state_root,
+            events_root: events_root(&outcome.events),
+            author: self.author.account(),
+        };
+        let seal = self.author.sign(&header.hash().0);
+        let block = Block {
+            header: header.clone(),
+            txs,
+            seal,
+        };
+        self.store
+            .commit_block(&block, &outcome.events, &records, &outcome.changes, None)
+            .context("committing a block")?;
+        for tx in &block.txs {
+            self.pool.remove(&tx.hash());
+        }
+        for (hash, reason) in dropped {
+            self.pool.drop_tx(&hash, reason);
+        }
+        let runtime = &self.runtime;
+        self.pool
+            .prune_stale(|a| runtime.state.accounts.get(a).map_or(0, |acc| acc.nonce));
+        self.head = header;
+        Ok(Committed {
+            block: Arc::new(block),
+            events: Arc::new(outcome.events),
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! The TFChain ledger node: chain specs, the redb store, the transaction pool, the chain core that
+//! builds and commits blocks, the consensus trait with its single-validator engine, batched signature
+//! checks, and the JSON-RPC server.
+
+pub mod chain;
+pub mod consensus;
+pub mod limits;
+pub mod mempool;
+pub mod node;
+pub mod rpc;
+pub mod spec;
+pub mod store;
+pub mod verify;

@@ -1,0 +1,90 @@
+//! The `tfchain` binary: runs a ledger node (`tfchain --dev`), or prints a chain spec to edit
+//! (`tfchain build-spec --dev > spec.json`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tfchain::node::Node;
+use tfchain::spec::ChainSpec;
+use tfgrid_types::Keypair;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "TFChain ledger node")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Run the development chain: 1 s blocks, //Alice to //Ferdie funded, Alice validator and council.
+    #[arg(long, conflicts_with = "chain")]
+    dev: bool,
+    /// A chain spec file (JSON).
+    #[arg(long)]
+    chain: Option<PathBuf>,
+    /// Where the chain's data lives [default: ~/.local/share/tfchain/<chain id>].
+    #[arg(long)]
+    base_path: Option<PathBuf>,
+    /// Address of the JSON-RPC server (HTTP and WebSocket).
+    #[arg(long, default_value = "127.0.0.1:9944")]
+    rpc_addr: SocketAddr,
+    /// Secret URI of the validator key: a BIP39 phrase with optional //junctions, a 0x seed, or a dev
+    /// URI like //Alice [default with --dev: //Alice].
+    #[arg(long, env = "TFCHAIN_VALIDATOR")]
+    validator: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the chain spec as JSON, to edit into a spec for another network.
+    BuildSpec,
+}
+
+fn spec(args: &Args) -> Result<ChainSpec> {
+    match &args.chain {
+        Some(path) => ChainSpec::load(path),
+        None if args.dev => Ok(ChainSpec::dev()),
+        None => anyhow::bail!("choose a chain: --dev, or --chain <spec.json>"),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let spec = spec(&args)?;
+    if let Some(Command::BuildSpec) = args.command {
+        println!("{}", serde_json::to_string_pretty(&spec)?);
+        return Ok(());
+    }
+    let uri = match (&args.validator, args.dev) {
+        (Some(uri), _) => uri.clone(),
+        (None, true) => "//Alice".into(),
+        (None, false) => anyhow::bail!("a validator key is needed: --validator <secret uri>"),
+    };
+    let validator = Keypair::from_uri(&uri).context("reading the validator key")?;
+    let base_path = match &args.base_path {
+        Some(path) => path.clone(),
+        None => {
+            let home = std::env::var_os("HOME").context("HOME is not set: pass --base-path")?;
+            PathBuf::from(home)
+                .join(".local/share/tfchain")
+                .join(&spec.id)
+        }
+    };
+    let node = Node::start(spec, &base_path, args.rpc_addr, validator).await?;
+    node.run_until(shutdown_signal()).await
+}
