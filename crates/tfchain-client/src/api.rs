@@ -40,6 +40,7 @@ pub struct ChainStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {
     pub account: AccountId,
+    #[serde(with = "tfgrid_types::amount::json_units")]
     pub free: Balance,
     /// The nonce of the account's next transaction in the last block.
     pub nonce: u64,
@@ -80,6 +81,7 @@ pub enum TxStatus {
         height: u64,
         block_hash: Hash32,
         index: u32,
+        #[serde(with = "tfgrid_types::amount::json_units")]
         fee: Balance,
         error: Option<String>,
         events: Vec<EventRecord>,
@@ -92,6 +94,7 @@ pub enum TxStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DryRun {
+    #[serde(with = "tfgrid_types::amount::json_units")]
     pub fee: Balance,
     pub error: Option<String>,
     pub events: Vec<EventRecord>,

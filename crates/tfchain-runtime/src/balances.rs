@@ -12,7 +12,11 @@ use crate::state::State;
 
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub enum Call {
-    Transfer { dest: AccountId, amount: Balance },
+    Transfer {
+        dest: AccountId,
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        amount: Balance,
+    },
 }
 
 pub fn dispatch(ctx: &mut Ctx<'_>, origin: Origin, call: &Call) -> Result<(), DispatchError> {

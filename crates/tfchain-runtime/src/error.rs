@@ -1,7 +1,7 @@
 //! Why a call failed. A failed call changes nothing but its fee and nonce; its message goes to the
 //! user as it is, so it names the entity and the rule.
 
-use tfgrid_types::{AccountId, Balance, FarmId, Hash32, NodeId, PolicyId, TwinId};
+use tfgrid_types::{AccountId, Balance, FarmId, Hash32, NodeId, PolicyId, TwinId, format_tft};
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -15,9 +15,9 @@ pub enum DispatchError {
     NotCouncilMember(AccountId),
 
     // Balances.
-    #[error("insufficient funds: {needed} units needed, {available} available")]
+    #[error("insufficient funds: {} TFT needed, {} TFT available", format_tft(*.needed), format_tft(*.available))]
     InsufficientFunds { needed: Balance, available: Balance },
-    #[error("a new account must receive at least the existential deposit of {0} units")]
+    #[error("a new account must receive at least the existential deposit of {} TFT", format_tft(*.0))]
     ExistentialDeposit(Balance),
     #[error("an amount of zero cannot be transferred")]
     ZeroAmount,
@@ -151,7 +151,7 @@ pub enum TxInvalid {
     StaleNonce { expected: u64, got: u64 },
     #[error("bad nonce: {got} is too far ahead of the account's next nonce {expected}")]
     FutureNonce { expected: u64, got: u64 },
-    #[error("insufficient funds to pay the fee: {fee} units needed, {available} available")]
+    #[error("insufficient funds to pay the fee: {} TFT needed, {} TFT available", format_tft(*.fee), format_tft(*.available))]
     CannotPayFee { fee: Balance, available: Balance },
     #[error("the transaction is {0} bytes, at most {max} allowed", max = crate::limits::TX_BYTES_MAX)]
     TooLarge(usize),

@@ -21,6 +21,7 @@ pub enum Event {
     },
     TransactionFeePaid {
         who: AccountId,
+        #[serde(with = "tfgrid_types::amount::json_units")]
         fee: Balance,
     },
 
@@ -28,10 +29,12 @@ pub enum Event {
     Transfer {
         from: AccountId,
         to: AccountId,
+        #[serde(with = "tfgrid_types::amount::json_units")]
         amount: Balance,
     },
     Endowed {
         account: AccountId,
+        #[serde(with = "tfgrid_types::amount::json_units")]
         amount: Balance,
     },
 

@@ -20,12 +20,20 @@ pub struct Genesis {
     /// Timestamp of the genesis block, unix milliseconds.
     pub timestamp_ms: u64,
     pub params: ChainParams,
-    pub balances: Vec<(AccountId, Balance)>,
+    pub balances: Vec<Endowment>,
     pub council: Council,
     pub pricing_policies: Vec<PricingTerms>,
     pub farming_policies: Vec<FarmingTerms>,
     pub grid_settings: GridSettings,
     pub node_certifiers: Vec<AccountId>,
+}
+
+/// An account funded at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endowment {
+    pub account: AccountId,
+    #[serde(with = "tfgrid_types::amount::json_units")]
+    pub amount: Balance,
 }
 
 /// The genesis state with what it changed and emitted.
@@ -76,7 +84,10 @@ impl Genesis {
             },
             balances: DEV_ACCOUNTS
                 .iter()
-                .map(|n| (dev_account(n), 1_000_000_000 * UNITS_PER_TFT))
+                .map(|n| Endowment {
+                    account: dev_account(n),
+                    amount: 1_000_000_000 * UNITS_PER_TFT,
+                })
                 .collect(),
             council: Council {
                 members: vec![dev_account("Alice")],
@@ -133,7 +144,7 @@ impl Genesis {
             now_s: self.timestamp_ms / 1000,
             events: Vec::new(),
         };
-        for (account, amount) in &self.balances {
+        for Endowment { account, amount } in &self.balances {
             balances::mint(ctx.state, account, *amount)?;
             ctx.emit(Event::Endowed {
                 account: *account,

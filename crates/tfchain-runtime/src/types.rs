@@ -17,6 +17,7 @@ entity! {
     /// The balance and transaction counter of an account.
     #[derive(Default)]
     pub struct AccountInfo {
+        #[serde(with = "tfgrid_types::amount::json_units")]
         pub free: Balance,
         /// The nonce the account's next transaction must carry.
         pub nonce: u64,
@@ -25,10 +26,13 @@ entity! {
     /// Chain-wide parameters fixed by the chain spec and changed only by the council.
     pub struct ChainParams {
         /// A new account must receive at least this much.
+        #[serde(with = "tfgrid_types::amount::json_units")]
         pub existential_deposit: Balance,
         /// The fee of every paying transaction, burned.
+        #[serde(with = "tfgrid_types::amount::json_units")]
         pub tx_base_fee: Balance,
         /// The fee per byte of a transaction's encoding, burned.
+        #[serde(with = "tfgrid_types::amount::json_units")]
         pub tx_byte_fee: Balance,
         /// How far a node's uptime report's time hint may be from the block time.
         pub timestamp_hint_drift_s: u64,

@@ -10,6 +10,7 @@ use tfchain::node::Node;
 use tfchain::spec::ChainSpec;
 use tfchain::verify::check_all;
 use tfchain_client::api::TfchainApiClient;
+use tfchain_runtime::genesis::Endowment;
 use tfchain_runtime::{Call, Genesis, Runtime, SignedTransaction, Transaction, balances};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT, keys};
 
@@ -26,9 +27,10 @@ fn setup(n: usize) -> (Vec<Keypair>, Genesis) {
         .map(|i| Keypair::from_seed(Hash32::of("bench key", &(i as u64).to_le_bytes()).0))
         .collect();
     let mut genesis = Genesis::dev();
-    genesis
-        .balances
-        .extend(keys.iter().map(|k| (k.account(), 1_000 * UNITS_PER_TFT)));
+    genesis.balances.extend(keys.iter().map(|k| Endowment {
+        account: k.account(),
+        amount: 1_000 * UNITS_PER_TFT,
+    }));
     (keys, genesis)
 }
 

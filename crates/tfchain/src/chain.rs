@@ -197,9 +197,11 @@ impl Chain {
                     bytes += ptx.encoded_len;
                     records.push(TxRecord {
                         height,
+                        block_hash: Hash32::default(),
                         index: txs.len() as u32,
                         fee: receipt.fee,
                         error: receipt.error.map(|e| e.to_string()),
+                        events: Vec::new(),
                     });
                     txs.push(ptx.tx);
                 }
@@ -216,7 +218,16 @@ impl Chain {
             events_root: events_root(&outcome.events),
             author: self.author.account(),
         };
-        let seal = self.author.sign(&header.hash().0);
+        let block_hash = header.hash();
+        for record in &mut records {
+            record.block_hash = block_hash;
+        }
+        for event in &outcome.events {
+            if let Some(index) = event.tx_index {
+                records[index as usize].events.push(event.clone());
+            }
+        }
+        let seal = self.author.sign(&block_hash.0);
         let block = Block {
             header: header.clone(),
             txs,

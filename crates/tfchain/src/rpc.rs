@@ -220,24 +220,13 @@ impl TfchainApiServer for RpcServer {
         let Some(record) = self.store.tx(&hash).map_err(|e| rpc_error(e.into()))? else {
             return Ok(TxStatus::Unknown);
         };
-        let block = self
-            .store
-            .block(record.height)
-            .map_err(|e| rpc_error(e.into()))?;
-        let events = self
-            .store
-            .events(record.height)
-            .map_err(|e| rpc_error(e.into()))?;
         Ok(TxStatus::Included {
             height: record.height,
-            block_hash: block.map(|b| b.hash()).unwrap_or_default(),
+            block_hash: record.block_hash,
             index: record.index,
             fee: record.fee,
             error: record.error,
-            events: events
-                .into_iter()
-                .filter(|e| e.tx_index == Some(record.index))
-                .collect(),
+            events: record.events,
         })
     }
 

@@ -28,9 +28,12 @@ fn state_table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> 
 #[derive(Debug, Clone, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub struct TxRecord {
     pub height: u64,
+    pub block_hash: Hash32,
     pub index: u32,
     pub fee: u128,
     pub error: Option<String>,
+    /// The events this transaction emitted (also in the block's event list).
+    pub events: Vec<EventRecord>,
 }
 
 #[derive(Debug)]

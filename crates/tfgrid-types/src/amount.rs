@@ -56,6 +56,30 @@ pub fn format_tft(units: Balance) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
+/// Amounts in JSON: a decimal string of units (JSON numbers lose precision past 2^53, and serde's
+/// buffering of tagged enums cannot carry u128). Numbers are accepted too. Use with `#[serde(with)]`.
+pub mod json_units {
+    use super::Balance;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(units: &Balance, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(units)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Balance, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Units {
+            Text(String),
+            Number(u64),
+        }
+        match Units::deserialize(d)? {
+            Units::Text(text) => text.parse().map_err(serde::de::Error::custom),
+            Units::Number(n) => Ok(n.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,149 @@
+//! Helpers for end-to-end tests: find the workspace's built binaries, start a dev chain as a real
+//! process on a free loopback port, kill it hard, restart it on the same data, and run the CLI. Waits
+//! are on conditions with deadlines, never fixed sleeps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tfchain_client::Client;
+
+/// A binary of the workspace, built next to the test executable (`cargo nextest run --workspace`
+/// and `cargo xtask test` build every binary first).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `tfchain --dev` process with its data in a directory that outlives restarts.
+#[derive(Debug)]
+pub struct ChainProcess {
+    child: Option<Child>,
+    pub base_path: PathBuf,
+    pub port: u16,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ChainProcess {
+    /// Starts a dev chain in a new temporary directory and waits until its RPC answers.
+    pub async fn start() -> ChainProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut chain = ChainProcess {
+            child: None,
+            base_path: dir.path().to_path_buf(),
+            port: free_port(),
+            _dir: Some(dir),
+        };
+        chain.restart().await;
+        chain
+    }
+
+    pub fn rpc_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the process on the same data and port, and waits until its RPC answers.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the chain is still running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.base_path.join("tfchain.log"))
+            .expect("log file");
+        let child = Command::new(bin("tfchain"))
+            .args([
+                "--dev",
+                "--rpc-addr",
+                &format!("127.0.0.1:{}", self.port),
+                "--base-path",
+            ])
+            .arg(&self.base_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting tfchain");
+        self.child = Some(child);
+        let url = self.rpc_url();
+        wait_for("the chain's RPC", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move { Client::connect(&url).await.ok() }
+        })
+        .await;
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.rpc_url())
+            .await
+            .expect("connecting to the chain")
+    }
+
+    /// Kills the process with SIGKILL: no chance to finish anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaping tfchain");
+        }
+    }
+
+    /// The node's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.base_path.join("tfchain.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ChainProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs the `tfgrid` CLI against a chain with a keystore in `home`.
+pub fn tfgrid(home: &Path, rpc_url: &str, args: &[&str]) -> Output {
+    Command::new(bin("tfgrid"))
+        .args(args)
+        .env("TFGRID_HOME", home)
+        .env("TFGRID_RPC", rpc_url)
+        .env_remove("TFGRID_KEY")
+        .output()
+        .expect("running tfgrid")
+}

@@ -1,0 +1,193 @@
+//! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
+//! errors that say what was wrong, exit non-zero and change nothing.
+
+use std::process::Output;
+
+use testkit::{ChainProcess, tfgrid};
+use tfchain_client::api::TfchainApiClient;
+use tfgrid_types::{Keypair, UNITS_PER_TFT};
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "command failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts the command failed and its message contains `expect`.
+fn fails(out: Output, expect: &str) {
+    assert!(!out.status.success(), "command succeeded:\n{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains(expect), "expected {expect:?} in:\n{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_drives_the_chain() {
+    let chain = ChainProcess::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let url = chain.rpc_url();
+    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
+
+    // Keys: a new one is stored and shown; dev URIs resolve to Substrate's dev accounts.
+    let created = ok(cli(&["keys", "new", "farmer"]));
+    assert!(created.contains("phrase"), "{created}");
+    let farmer = ok(cli(&["keys", "show", "farmer"])).trim().to_string();
+    assert_eq!(
+        ok(cli(&["keys", "show", "//Alice"])).trim(),
+        "5FA9nQDVg267DEd8m1ZypXLBnvN7SFxYwV7ndqSYGiN9TTpu"
+    );
+    fails(cli(&["keys", "new", "farmer"]), "exists already");
+    fails(cli(&["balance"]), "no key given");
+
+    // Transfers and balances.
+    ok(cli(&["--key", "//Alice", "transfer", "farmer", "100"]));
+    assert!(ok(cli(&["--key", "farmer", "balance"])).contains("100 TFT"));
+    fails(
+        cli(&["--key", "//Alice", "transfer", "farmer", "1.123456789"]),
+        "more than 7 decimals",
+    );
+    fails(
+        cli(&["--key", "//Alice", "transfer", "nobody-known", "1"]),
+        "neither an address",
+    );
+
+    // Twin and farm, as JSON for checking.
+    ok(cli(&["--key", "farmer", "twin", "create"]));
+    fails(
+        cli(&["--key", "farmer", "twin", "create"]),
+        "already has twin 1",
+    );
+    let farm = ok(cli(&[
+        "--key",
+        "farmer",
+        "--json",
+        "farm",
+        "create",
+        "freefarm",
+        "--ip",
+        "185.206.122.33/24=185.206.122.1",
+    ]));
+    let farm: serde_json::Value = serde_json::from_str(&farm).unwrap();
+    assert_eq!(farm["name"], "freefarm");
+    assert_eq!(farm["public_ips"][0]["ip"], "185.206.122.33/24");
+    ok(cli(&[
+        "--key",
+        "farmer",
+        "farm",
+        "add-ip",
+        "freefarm",
+        "185.206.122.34/24",
+        "185.206.122.1",
+    ]));
+    let shown = ok(cli(&["farm", "show", "freefarm"]));
+    assert!(
+        shown.contains("185.206.122.34/24") && shown.contains("free"),
+        "{shown}"
+    );
+    ok(cli(&[
+        "--key",
+        "farmer",
+        "farm",
+        "remove-ip",
+        "1",
+        "185.206.122.34/24",
+    ]));
+    assert!(!ok(cli(&["farm", "show", "1"])).contains("185.206.122.34/24"));
+
+    // Errors name the problem, and a refused call costs nothing: Bob's nonce and balance stay.
+    let client = chain.client().await;
+    let bob = Keypair::from_uri("//Bob").unwrap().account();
+    let before = client.rpc().account(bob).await.unwrap();
+    fails(
+        cli(&["--key", "//Bob", "farm", "create", "bobfarm"]),
+        "has no twin: create one first",
+    );
+    ok(cli(&["--key", "//Bob", "twin", "create"]));
+    let before_name_clash = client.rpc().account(bob).await.unwrap();
+    fails(
+        cli(&["--key", "//Bob", "farm", "create", "freefarm"]),
+        "farm name \"freefarm\" is taken",
+    );
+    fails(
+        cli(&[
+            "--key",
+            "//Bob",
+            "farm",
+            "add-ip",
+            "freefarm",
+            "185.206.122.40/24",
+            "185.206.122.1",
+        ]),
+        "does not own farm 1",
+    );
+    fails(
+        cli(&[
+            "--key",
+            "farmer",
+            "farm",
+            "add-ip",
+            "freefarm",
+            "10.0.0.2/24",
+            "10.0.0.1",
+        ]),
+        "not a public unicast address",
+    );
+    fails(
+        cli(&["farm", "show", "nosuchfarm"]),
+        "unknown farm \"nosuchfarm\"",
+    );
+    fails(
+        cli(&["--key", "//Bob", "transfer", "farmer", "99999999999"]),
+        "insufficient funds",
+    );
+    let after = client.rpc().account(bob).await.unwrap();
+    assert_eq!(
+        after, before_name_clash,
+        "refused calls changed Bob's account"
+    );
+    assert!(
+        before.nonce + 2 == after.nonce,
+        "only the two twin calls were paid"
+    );
+
+    // The key-value store.
+    ok(cli(&[
+        "--key",
+        "farmer",
+        "kv",
+        "set",
+        "greeting",
+        "hello grid",
+    ]));
+    assert_eq!(
+        ok(cli(&["--key", "farmer", "kv", "get", "greeting"])).trim(),
+        "hello grid"
+    );
+    assert_eq!(
+        ok(cli(&["kv", "get", "greeting", "--account", &farmer])).trim(),
+        "hello grid"
+    );
+    ok(cli(&["--key", "farmer", "kv", "delete", "greeting"]));
+    fails(
+        cli(&["--key", "farmer", "kv", "get", "greeting"]),
+        "no value under",
+    );
+    fails(
+        cli(&["--key", "farmer", "kv", "delete", "greeting"]),
+        "no value is stored under that key",
+    );
+
+    // Status, nodes, JSON balances as exact unit strings.
+    assert!(ok(cli(&["chain", "status"])).contains("Grid Development (dev)"));
+    ok(cli(&["node", "list"]));
+    fails(cli(&["node", "show", "7"]), "unknown node 7");
+    let balance: serde_json::Value =
+        serde_json::from_str(&ok(cli(&["--json", "balance", "//Ferdie"]))).unwrap();
+    assert_eq!(balance["free"], (1_000_000_000 * UNITS_PER_TFT).to_string());
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests through the real binaries: the chain as a process, driven by the CLI and the
+//! client.
+
+mod chain;
+mod cli;

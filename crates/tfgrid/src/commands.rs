@@ -1,0 +1,515 @@
+//! What each command does: resolve keys and accounts, call the chain through the typed client, and
+//! show the result. Writes are dry-run first, so a call that would fail is refused before it costs.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use tfchain_client::api::{NodeView, Page, TfchainApiClient};
+use tfchain_client::{Client, Included};
+use tfchain_runtime::types::{Farm, Twin};
+use tfchain_runtime::{Call, Event, balances, kvstore, tfgrid};
+use tfgrid_types::{AccountId, Keypair, format_tft, parse_tft};
+
+use crate::keystore::Keystore;
+use crate::output::{Output, fields, gib, table};
+use crate::{ChainCmd, Cli, Command, FarmCmd, KeysCmd, KvCmd, NodeCmd, TwinCmd};
+
+struct Ctx {
+    cli_key: Option<String>,
+    rpc_url: String,
+    keystore: Keystore,
+    out: Output,
+}
+
+impl Ctx {
+    async fn client(&self) -> Result<Client> {
+        Ok(Client::connect(&self.rpc_url).await?)
+    }
+
+    fn key(&self) -> Result<Keypair> {
+        let spec = self.cli_key.as_deref().ok_or_else(|| {
+            anyhow!("no key given: pass --key <name or secret URI> or set TFGRID_KEY (dev keys: //Alice, //Bob, ...)")
+        })?;
+        self.keystore.key(spec)
+    }
+
+    fn account_or_own(&self, spec: Option<&str>) -> Result<AccountId> {
+        match spec {
+            Some(spec) => self.keystore.account(spec),
+            None => Ok(self.key()?.account()),
+        }
+    }
+
+    /// Runs a call signed by the key and reports where it landed.
+    async fn execute(&self, client: &Client, call: Call, what: &str) -> Result<Included> {
+        let key = self.key()?;
+        let included = client
+            .execute(&key, call)
+            .await
+            .with_context(|| format!("{what} failed"))?;
+        if !self.out.json {
+            eprintln!(
+                "{what}: included in block {} (fee {} TFT)",
+                included.height,
+                format_tft(included.fee)
+            );
+        }
+        Ok(included)
+    }
+}
+
+#[derive(Serialize)]
+struct TxResult<'a> {
+    hash: String,
+    height: u64,
+    fee: u128,
+    events: Vec<&'a Event>,
+}
+
+fn tx_json(included: &Included) -> TxResult<'_> {
+    TxResult {
+        hash: included.hash.to_string(),
+        height: included.height,
+        fee: included.fee,
+        events: included.events.iter().map(|e| &e.event).collect(),
+    }
+}
+
+fn find_event<T>(included: &Included, f: impl Fn(&Event) -> Option<T>) -> Option<T> {
+    included.events.iter().find_map(|r| f(&r.event))
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx {
+        cli_key: cli.key,
+        rpc_url: cli.rpc,
+        keystore: Keystore::open()?,
+        out: Output { json: cli.json },
+    };
+    match cli.command {
+        Command::Keys(cmd) => keys(&ctx, cmd),
+        Command::Balance { account } => {
+            let account = ctx.account_or_own(account.as_deref())?;
+            let view = ctx.client().await?.rpc().account(account).await?;
+            ctx.out.show(&view, |v| {
+                fields(&[
+                    ("account", v.account.to_string()),
+                    ("free", format!("{} TFT", format_tft(v.free))),
+                    ("nonce", v.nonce.to_string()),
+                ])
+            });
+            Ok(())
+        }
+        Command::Transfer { to, amount } => {
+            let dest = ctx.keystore.account(&to)?;
+            let amount = parse_tft(&amount)?;
+            let client = ctx.client().await?;
+            let included = ctx
+                .execute(
+                    &client,
+                    Call::Balances(balances::Call::Transfer { dest, amount }),
+                    "transfer",
+                )
+                .await?;
+            ctx.out.show(&tx_json(&included), |_| {
+                format!("sent {} TFT to {dest}", format_tft(amount))
+            });
+            Ok(())
+        }
+        Command::Twin(cmd) => twin(&ctx, cmd).await,
+        Command::Farm(cmd) => farm(&ctx, cmd).await,
+        Command::Node(cmd) => node(&ctx, cmd).await,
+        Command::Chain(ChainCmd::Status) => {
+            let status = ctx.client().await?.rpc().status().await?;
+            ctx.out.show(&status, |s| {
+                fields(&[
+                    ("chain", format!("{} ({})", s.chain, s.chain_id)),
+                    ("genesis", s.genesis_hash.to_string()),
+                    ("height", s.height.to_string()),
+                    ("head", s.head_hash.to_string()),
+                    ("block time", format!("{} ms", s.block_time_ms)),
+                    ("pending", format!("{} transactions", s.pending_txs)),
+                ])
+            });
+            Ok(())
+        }
+        Command::Kv(cmd) => kv(&ctx, cmd).await,
+    }
+}
+
+fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
+    match cmd {
+        KeysCmd::New { name } => {
+            let phrase = Keypair::generate_phrase(&mut rand::rngs::OsRng);
+            let stored = ctx.keystore.save(&name, &phrase)?;
+            ctx.out.show(&stored, |k| {
+                format!("created key {:?}\naddress  {}\nphrase   {}\nwrite the phrase down: it is the only way to recover the key", k.name, k.address, k.secret)
+            });
+        }
+        KeysCmd::Import { name, secret } => {
+            let stored = ctx.keystore.save(&name, &secret)?;
+            ctx.out
+                .show(&stored.address, |a| format!("imported key {name:?}: {a}"));
+        }
+        KeysCmd::Show { name } => {
+            let account = match name {
+                Some(spec) => ctx.keystore.account(&spec)?,
+                None => ctx.key()?.account(),
+            };
+            ctx.out.show(&account, |a| a.to_string());
+        }
+        KeysCmd::List => {
+            let keys: Vec<(String, AccountId)> = ctx
+                .keystore
+                .list()?
+                .into_iter()
+                .map(|k| (k.name, k.address))
+                .collect();
+            ctx.out.show(&keys, |keys| {
+                table(
+                    &["name", "address"],
+                    keys.iter().map(|(n, a)| vec![n.clone(), a.to_string()]),
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn show_twin(twin: &Option<Twin>) -> String {
+    match twin {
+        None => "no such twin".into(),
+        Some(t) => fields(&[
+            ("twin", t.id.to_string()),
+            ("account", t.account_id.to_string()),
+            ("relay", t.relay.clone().unwrap_or_else(|| "-".into())),
+            ("pk", t.pk.as_ref().map_or("-".into(), hex::encode)),
+        ]),
+    }
+}
+
+async fn twin(ctx: &Ctx, cmd: TwinCmd) -> Result<()> {
+    let client = ctx.client().await?;
+    match cmd {
+        TwinCmd::Create {
+            relay,
+            pk,
+            terms_link,
+            terms_hash,
+        } => {
+            let pk = pk
+                .map(|h| hex::decode(h.trim_start_matches("0x")))
+                .transpose()
+                .context("--pk must be hex")?;
+            let account = ctx.key()?.account();
+            if let Some(twin) = client.rpc().twin_by_account(account).await? {
+                bail!("account {account} already has twin {}", twin.id);
+            }
+            let accept = tfgrid::Call::UserAcceptTc {
+                document_link: terms_link,
+                document_hash: terms_hash,
+            };
+            ctx.execute(
+                &client,
+                Call::Tfgrid(accept),
+                "accepting the terms and conditions",
+            )
+            .await?;
+            let included = ctx
+                .execute(
+                    &client,
+                    Call::Tfgrid(tfgrid::Call::CreateTwin { relay, pk }),
+                    "creating the twin",
+                )
+                .await?;
+            let twin = find_event(&included, |e| match e {
+                Event::TwinStored(t) => Some(t.clone()),
+                _ => None,
+            });
+            ctx.out.show(&twin, show_twin);
+        }
+        TwinCmd::Show { twin } => {
+            let found = match twin {
+                Some(spec) => match spec.parse::<u32>() {
+                    Ok(id) => client.rpc().twin(id).await?,
+                    Err(_) => {
+                        client
+                            .rpc()
+                            .twin_by_account(ctx.keystore.account(&spec)?)
+                            .await?
+                    }
+                },
+                None => client.rpc().twin_by_account(ctx.key()?.account()).await?,
+            };
+            if found.is_none() {
+                bail!("no such twin");
+            }
+            ctx.out.show(&found, show_twin);
+        }
+    }
+    Ok(())
+}
+
+/// A farm by id or by name.
+async fn find_farm(client: &Client, spec: &str) -> Result<Farm> {
+    let farm = match spec.parse::<u32>() {
+        Ok(id) => client.rpc().farm(id).await?,
+        Err(_) => client.rpc().farm_by_name(spec.to_owned()).await?,
+    };
+    farm.ok_or_else(|| anyhow!("unknown farm {spec:?}"))
+}
+
+fn show_farm(farm: &Farm) -> String {
+    let mut text = fields(&[
+        ("farm", format!("{} ({})", farm.id, farm.name)),
+        ("twin", farm.twin_id.to_string()),
+        ("certification", format!("{:?}", farm.certification)),
+        ("dedicated", farm.dedicated_farm.to_string()),
+        ("pricing policy", farm.pricing_policy_id.to_string()),
+    ]);
+    if !farm.public_ips.is_empty() {
+        text.push('\n');
+        let rows = farm.public_ips.iter().map(|ip| {
+            let used = if ip.contract_id == 0 {
+                "free".to_string()
+            } else {
+                format!("contract {}", ip.contract_id)
+            };
+            vec![ip.ip.clone(), ip.gateway.clone(), used]
+        });
+        text.push_str(&table(&["public ip", "gateway", "used by"], rows));
+    }
+    text
+}
+
+async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
+    let client = ctx.client().await?;
+    match cmd {
+        FarmCmd::Create { name, ips } => {
+            let public_ips = ips
+                .iter()
+                .map(|text| {
+                    let (ip, gw) = text.split_once('=').ok_or_else(|| {
+                        anyhow!("--ip {text:?} must look like 185.206.122.33/24=185.206.122.1")
+                    })?;
+                    Ok(tfgrid::IpInput {
+                        ip: ip.into(),
+                        gw: gw.into(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let included = ctx
+                .execute(
+                    &client,
+                    Call::Tfgrid(tfgrid::Call::CreateFarm { name, public_ips }),
+                    "creating the farm",
+                )
+                .await?;
+            let farm = find_event(&included, |e| match e {
+                Event::FarmStored(f) => Some(f.clone()),
+                _ => None,
+            })
+            .context("the chain reported no farm")?;
+            ctx.out.show(&farm, show_farm);
+        }
+        FarmCmd::Show { farm } => {
+            let farm = find_farm(&client, &farm).await?;
+            ctx.out.show(&farm, show_farm);
+        }
+        FarmCmd::List => {
+            let farms = client.rpc().farms(Page::default()).await?;
+            ctx.out.show(&farms, |farms| {
+                table(
+                    &["id", "name", "twin", "public ips", "certification"],
+                    farms.iter().map(|f| {
+                        vec![
+                            f.id.to_string(),
+                            f.name.clone(),
+                            f.twin_id.to_string(),
+                            f.public_ips.len().to_string(),
+                            format!("{:?}", f.certification),
+                        ]
+                    }),
+                )
+            });
+        }
+        FarmCmd::AddIp { farm, ip, gateway } => {
+            let farm_id = find_farm(&client, &farm).await?.id;
+            ctx.execute(
+                &client,
+                Call::Tfgrid(tfgrid::Call::AddFarmIp {
+                    farm_id,
+                    ip,
+                    gw: gateway,
+                }),
+                "adding the IP",
+            )
+            .await?;
+            ctx.out
+                .show(&find_farm(&client, &farm_id.to_string()).await?, show_farm);
+        }
+        FarmCmd::RemoveIp { farm, ip } => {
+            let farm_id = find_farm(&client, &farm).await?.id;
+            ctx.execute(
+                &client,
+                Call::Tfgrid(tfgrid::Call::RemoveFarmIp { farm_id, ip }),
+                "removing the IP",
+            )
+            .await?;
+            ctx.out
+                .show(&find_farm(&client, &farm_id.to_string()).await?, show_farm);
+        }
+    }
+    Ok(())
+}
+
+fn show_node(view: &NodeView) -> String {
+    let n = &view.node;
+    fields(&[
+        ("node", n.id.to_string()),
+        ("farm", n.farm_id.to_string()),
+        ("twin", n.twin_id.to_string()),
+        ("cpu", format!("{} cores", n.resources.cru)),
+        ("memory", gib(n.resources.mru)),
+        ("ssd", gib(n.resources.sru)),
+        ("hdd", gib(n.resources.hru)),
+        (
+            "location",
+            format!("{}, {}", n.location.city, n.location.country),
+        ),
+        ("certification", format!("{:?}", n.certification)),
+        ("farming policy", n.farming_policy_id.to_string()),
+        (
+            "power",
+            view.power.as_ref().map_or("-".into(), |p| {
+                format!("{:?} (target {:?})", p.state, p.target)
+            }),
+        ),
+        (
+            "uptime",
+            view.uptime.as_ref().map_or("never reported".into(), |u| {
+                format!("{} s, reported at {}", u.uptime_s, u.reported_at_s)
+            }),
+        ),
+    ])
+}
+
+async fn node(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
+    let client = ctx.client().await?;
+    match cmd {
+        NodeCmd::List { farm } => {
+            let farm_id = match farm {
+                Some(spec) => Some(find_farm(&client, &spec).await?.id),
+                None => None,
+            };
+            let mut nodes = Vec::new();
+            let mut from = 0u64;
+            loop {
+                let page = client
+                    .rpc()
+                    .nodes(Page {
+                        from: Some(from),
+                        limit: None,
+                    })
+                    .await?;
+                let Some(last) = page.last() else { break };
+                from = last.node.id as u64 + 1;
+                nodes.extend(
+                    page.into_iter()
+                        .filter(|n| farm_id.is_none_or(|f| n.node.farm_id == f)),
+                );
+            }
+            ctx.out.show(&nodes, |nodes| {
+                table(
+                    &[
+                        "id", "farm", "twin", "cpu", "memory", "ssd", "hdd", "country",
+                    ],
+                    nodes.iter().map(|v| {
+                        let n = &v.node;
+                        vec![
+                            n.id.to_string(),
+                            n.farm_id.to_string(),
+                            n.twin_id.to_string(),
+                            n.resources.cru.to_string(),
+                            gib(n.resources.mru),
+                            gib(n.resources.sru),
+                            gib(n.resources.hru),
+                            n.location.country.clone(),
+                        ]
+                    }),
+                )
+            });
+        }
+        NodeCmd::Show { id } => {
+            let view = client
+                .rpc()
+                .node(id)
+                .await?
+                .ok_or_else(|| anyhow!("unknown node {id}"))?;
+            ctx.out.show(&view, show_node);
+        }
+    }
+    Ok(())
+}
+
+async fn kv(ctx: &Ctx, cmd: KvCmd) -> Result<()> {
+    let client = ctx.client().await?;
+    match cmd {
+        KvCmd::Set { entry: key, value } => {
+            let call = kvstore::Call::Set {
+                key: key.clone().into_bytes(),
+                value: value.into_bytes(),
+            };
+            let included = ctx
+                .execute(&client, Call::Kv(call), "setting the value")
+                .await?;
+            ctx.out.show(&tx_json(&included), |_| format!("{key} set"));
+        }
+        KvCmd::Get {
+            entry: key,
+            account,
+        } => {
+            let account = ctx.account_or_own(account.as_deref())?;
+            let entry = client
+                .rpc()
+                .kv_get(account, hex::encode(&key))
+                .await?
+                .ok_or_else(|| anyhow!("no value under {key:?}"))?;
+            let value = hex::decode(&entry.value)?;
+            let text = String::from_utf8_lossy(&value).into_owned();
+            ctx.out.show(&text, |v| v.clone());
+        }
+        KvCmd::Delete { entry: key } => {
+            let included = ctx
+                .execute(
+                    &client,
+                    Call::Kv(kvstore::Call::Delete {
+                        key: key.clone().into_bytes(),
+                    }),
+                    "deleting the value",
+                )
+                .await?;
+            ctx.out
+                .show(&tx_json(&included), |_| format!("{key} deleted"));
+        }
+        KvCmd::List { account } => {
+            let account = ctx.account_or_own(account.as_deref())?;
+            let entries = client.rpc().kv_list(account).await?;
+            let decoded: Vec<(String, String)> = entries
+                .iter()
+                .map(|e| {
+                    let text = |h: &str| {
+                        String::from_utf8_lossy(&hex::decode(h).unwrap_or_default()).into_owned()
+                    };
+                    (text(&e.key), text(&e.value))
+                })
+                .collect();
+            ctx.out.show(&decoded, |rows| {
+                table(
+                    &["key", "value"],
+                    rows.iter().map(|(k, v)| vec![k.clone(), v.clone()]),
+                )
+            });
+        }
+    }
+    Ok(())
+}

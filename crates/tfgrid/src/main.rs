@@ -1,0 +1,167 @@
+//! `tfgrid`: the grid's command line. Keys, balances and transfers, twins, farms and their public
+//! IPs, nodes, the chain's status and the key-value store, against the chain at `--rpc`. Human output
+//! by default, `--json` for scripts; an error says what was wrong, exits non-zero and changes nothing.
+
+mod commands;
+mod keystore;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "The ThreeFold Grid command line")]
+pub struct Cli {
+    /// The chain's RPC endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "TFGRID_RPC",
+        default_value = "ws://127.0.0.1:9944"
+    )]
+    pub rpc: String,
+    /// The key to act with: a stored key name, or a secret URI such as //Alice or a phrase.
+    #[arg(long, global = true, env = "TFGRID_KEY")]
+    pub key: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Manage keys kept in $TFGRID_HOME (default ~/.config/tfgrid).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Show the balance of an account (default: the --key account).
+    Balance { account: Option<String> },
+    /// Send TFT to an account: `tfgrid transfer 5F... 12.5`.
+    Transfer { to: String, amount: String },
+    #[command(subcommand)]
+    Twin(TwinCmd),
+    #[command(subcommand)]
+    Farm(FarmCmd),
+    #[command(subcommand)]
+    Node(NodeCmd),
+    #[command(subcommand)]
+    Chain(ChainCmd),
+    /// Your account's key-value store on the chain.
+    #[command(subcommand)]
+    Kv(KvCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Create a key from a new 12-word phrase (printed once: write it down).
+    New {
+        name: String,
+    },
+    /// Store a key from a secret phrase or URI.
+    Import {
+        name: String,
+        secret: String,
+    },
+    /// Show the address of a stored key or secret URI (default: --key).
+    Show {
+        #[arg(value_name = "KEY")]
+        name: Option<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TwinCmd {
+    /// Accept the terms and conditions and create the key's twin.
+    Create {
+        #[arg(long)]
+        relay: Option<String>,
+        /// Hex of the public key for encrypted messages.
+        #[arg(long)]
+        pk: Option<String>,
+        #[arg(long, default_value = "https://library.threefold.me/info/legal/#/")]
+        terms_link: String,
+        #[arg(long, default_value = "ThreefoldTermsV1")]
+        terms_hash: String,
+    },
+    /// Show a twin by id or account (default: the key's twin).
+    Show { twin: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FarmCmd {
+    /// Create a farm: `tfgrid farm create myfarm --ip 185.206.122.33/24=185.206.122.1`.
+    Create {
+        name: String,
+        /// A public IP and its gateway, as IP/PREFIX=GATEWAY; repeat for more.
+        #[arg(long = "ip")]
+        ips: Vec<String>,
+    },
+    /// Show a farm by id or name.
+    Show {
+        farm: String,
+    },
+    List,
+    /// Add a public IP to a farm.
+    AddIp {
+        farm: String,
+        ip: String,
+        gateway: String,
+    },
+    /// Remove a free public IP from a farm.
+    RemoveIp {
+        farm: String,
+        ip: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// List nodes, optionally of one farm.
+    List {
+        #[arg(long)]
+        farm: Option<String>,
+    },
+    Show {
+        id: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChainCmd {
+    /// The chain's name, height and pool.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KvCmd {
+    Set {
+        #[arg(value_name = "KEY")]
+        entry: String,
+        value: String,
+    },
+    /// Read a key of your store (or of --account's).
+    Get {
+        #[arg(value_name = "KEY")]
+        entry: String,
+        #[arg(long)]
+        account: Option<String>,
+    },
+    Delete {
+        #[arg(value_name = "KEY")]
+        entry: String,
+    },
+    List {
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = commands::run(cli).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
