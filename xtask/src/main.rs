@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`: installs what the tests and benchmarks need on a
 //! fresh machine, then runs them. Everything a newcomer needs is reachable from here or the README.
 
+mod demo;
 mod setup;
 
 use anyhow::{Result, bail};
@@ -9,12 +10,14 @@ use std::process::Command;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  demo [--no-wait]  start a dev chain and walk through a farmer's first steps with the CLI
   test            install what the tests need, build once, run the whole test suite
   bench <name>    run a benchmark that compares us with our peer: chain";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("demo") => demo::run_demo(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
@@ -24,9 +27,12 @@ fn main() -> Result<()> {
     }
 }
 
-/// Runs every test of the workspace with nextest: one build shared by all test binaries.
+/// Runs every test of the workspace with nextest: one build shared by all test binaries, after the
+/// binaries that the end-to-end tests start.
 fn test(extra: &[String]) -> Result<()> {
     setup::ensure_debian_packages(setup::TEST_PACKAGES)?;
+    setup::ensure_nextest()?;
+    setup::run(Command::new("cargo").args(["build", "--workspace", "--bins"]))?;
     setup::run(
         Command::new("cargo")
             .args(["nextest", "run", "--workspace", "--no-fail-fast"])

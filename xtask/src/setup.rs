@@ -31,6 +31,19 @@ pub fn ensure_debian_packages(packages: &[(&str, &str)]) -> Result<()> {
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
+/// Installs cargo-nextest through cargo when it is missing.
+pub fn ensure_nextest() -> Result<()> {
+    let present = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("installing cargo-nextest");
+    run(Command::new("cargo").args(["install", "cargo-nextest", "--locked"]))
+}
+
 fn on_path(program: &str) -> bool {
     let Some(path) = std::env::var_os("PATH") else {
         return false;

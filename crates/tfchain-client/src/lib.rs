@@ -6,3 +6,5 @@ mod client;
 
 pub use api::*;
 pub use client::{Client, ClientError, Included};
+/// The error of a raw API call: `Call` carries the node's error code and message.
+pub use jsonrpsee::core::client::Error as RpcClientError;

@@ -58,3 +58,36 @@ impl ChainSpec {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_files_round_trip_and_refuse_nonsense() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spec.json");
+        let spec = ChainSpec::dev();
+        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+        let loaded = ChainSpec::load(&path).unwrap();
+        assert_eq!(loaded, spec);
+        assert_eq!(loaded.hash(), spec.hash());
+        // Amounts are exact decimal strings in the file.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"amount\": \"10000000000000000\""), "{text}");
+
+        let mut no_validator = spec.clone();
+        no_validator.validators.clear();
+        std::fs::write(&path, serde_json::to_string(&no_validator).unwrap()).unwrap();
+        assert!(
+            ChainSpec::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("no validator")
+        );
+        std::fs::write(&path, "{").unwrap();
+        assert!(
+            format!("{:#}", ChainSpec::load(&path).unwrap_err()).contains("parsing chain spec")
+        );
+    }
+}
