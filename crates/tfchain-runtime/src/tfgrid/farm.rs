@@ -2,7 +2,7 @@
 
 use tfgrid_types::{AccountId, FarmId};
 
-use super::{IpInput, node, owned_farm, twin_of, validate};
+use super::{IpInput, farm, node, owned_farm, twin_of, validate};
 use crate::error::DispatchError;
 use crate::event::Event;
 use crate::limits::{FARM_PUBLIC_IPS_MAX, STELLAR_ADDRESS_LEN_MAX};
@@ -154,12 +154,7 @@ pub(super) fn set_certification(
     farm_id: FarmId,
     certification: FarmCertification,
 ) -> Result<(), DispatchError> {
-    let mut farm = ctx
-        .state
-        .farms
-        .get(&farm_id)
-        .cloned()
-        .ok_or(DispatchError::FarmNotFound(farm_id))?;
+    let mut farm = farm(ctx, farm_id)?;
     farm.certification = certification;
     ctx.state.farms.insert(farm_id, farm);
     ctx.emit(Event::FarmCertificationSet {
@@ -184,12 +179,7 @@ pub(super) fn set_dedicated(
     farm_id: FarmId,
     dedicated: bool,
 ) -> Result<(), DispatchError> {
-    let mut farm = ctx
-        .state
-        .farms
-        .get(&farm_id)
-        .cloned()
-        .ok_or(DispatchError::FarmNotFound(farm_id))?;
+    let mut farm = farm(ctx, farm_id)?;
     farm.dedicated_farm = dedicated;
     ctx.state.farms.insert(farm_id, farm);
     ctx.emit(Event::FarmMarkedAsDedicated { farm_id, dedicated });

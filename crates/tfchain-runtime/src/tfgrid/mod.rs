@@ -242,6 +242,24 @@ pub(crate) fn twin_of(
         .ok_or(DispatchError::NoTwin(*account))
 }
 
+/// The farm `farm_id`, or why there is none.
+pub(crate) fn farm(ctx: &Ctx<'_>, farm_id: FarmId) -> Result<Farm, DispatchError> {
+    ctx.state
+        .farms
+        .get(&farm_id)
+        .cloned()
+        .ok_or(DispatchError::FarmNotFound(farm_id))
+}
+
+/// The node `node_id`, or why there is none.
+pub(crate) fn node(ctx: &Ctx<'_>, node_id: NodeId) -> Result<Node, DispatchError> {
+    ctx.state
+        .nodes
+        .get(&node_id)
+        .cloned()
+        .ok_or(DispatchError::NodeNotFound(node_id))
+}
+
 /// The farm `farm_id`, checked to be owned by `account`'s twin.
 pub(crate) fn owned_farm(
     ctx: &Ctx<'_>,
@@ -249,12 +267,7 @@ pub(crate) fn owned_farm(
     farm_id: FarmId,
 ) -> Result<Farm, DispatchError> {
     let twin = twin_of(ctx, account)?;
-    let farm = ctx
-        .state
-        .farms
-        .get(&farm_id)
-        .cloned()
-        .ok_or(DispatchError::FarmNotFound(farm_id))?;
+    let farm = farm(ctx, farm_id)?;
     if farm.twin_id != twin {
         return Err(DispatchError::NotFarmOwner {
             twin,

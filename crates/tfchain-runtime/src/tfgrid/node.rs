@@ -3,7 +3,7 @@
 
 use tfgrid_types::{AccountId, FarmId, NodeId, PolicyId};
 
-use super::{owned_farm, twin_of, validate};
+use super::{node, owned_farm, twin_of, validate};
 use crate::error::DispatchError;
 use crate::event::Event;
 use crate::limits::{INTERFACES_MAX, SERIAL_NUMBER_LEN_MAX};
@@ -70,12 +70,7 @@ pub(super) fn reassign_default_farming_policy(
     ctx: &mut Ctx<'_>,
     node_id: NodeId,
 ) -> Result<(), DispatchError> {
-    let node = ctx
-        .state
-        .nodes
-        .get(&node_id)
-        .cloned()
-        .ok_or(DispatchError::NodeNotFound(node_id))?;
+    let node = node(ctx, node_id)?;
     let on_default = ctx
         .state
         .farming_policies
@@ -176,12 +171,7 @@ pub(super) fn update(
     spec: &NodeSpec,
 ) -> Result<(), DispatchError> {
     let twin = twin_of(ctx, &account)?;
-    let mut node = ctx
-        .state
-        .nodes
-        .get(&node_id)
-        .cloned()
-        .ok_or(DispatchError::NodeNotFound(node_id))?;
+    let mut node = node(ctx, node_id)?;
     if node.twin_id != twin {
         return Err(DispatchError::NotNodeTwin {
             twin,
@@ -215,12 +205,7 @@ pub(super) fn delete(
     node_id: NodeId,
 ) -> Result<(), DispatchError> {
     let twin = twin_of(ctx, &account)?;
-    let node = ctx
-        .state
-        .nodes
-        .get(&node_id)
-        .cloned()
-        .ok_or(DispatchError::NodeNotFound(node_id))?;
+    let node = node(ctx, node_id)?;
     let farmer = ctx.state.farms.get(&node.farm_id).map(|f| f.twin_id);
     if node.twin_id != twin && farmer != Some(twin) {
         return Err(DispatchError::NotNodeTwin {
@@ -339,12 +324,7 @@ pub(super) fn change_power_target(
     node_id: NodeId,
     target: Power,
 ) -> Result<(), DispatchError> {
-    let node = ctx
-        .state
-        .nodes
-        .get(&node_id)
-        .cloned()
-        .ok_or(DispatchError::NodeNotFound(node_id))?;
+    let node = node(ctx, node_id)?;
     owned_farm(ctx, &account, node.farm_id)?;
     let state = ctx
         .state
