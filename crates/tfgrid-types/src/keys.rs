@@ -30,6 +30,8 @@ pub enum KeyError {
     SoftDerivation(String),
     #[error("a secret seed must be 0x and 64 hex digits")]
     BadSeed,
+    #[error("sealing failed")]
+    Seal,
 }
 
 /// An account on the ledger: the 32 bytes of an ed25519 public key.
@@ -245,6 +247,32 @@ impl Keypair {
     }
 }
 
+/// Seals `plain` so that only the holder of `account`'s key can open it: libsodium's sealed box
+/// (X25519 and XSalsa20-Poly1305) to the X25519 form of the account's ed25519 key.
+pub fn seal<R: RngCore + CryptoRng>(
+    account: &AccountId,
+    plain: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, KeyError> {
+    let point = curve25519_dalek::edwards::CompressedEdwardsY(account.0)
+        .decompress()
+        .ok_or_else(|| KeyError::BadAddress(account.to_string()))?;
+    let public = crypto_box::PublicKey::from(point.to_montgomery().to_bytes());
+    public.seal(rng, plain).map_err(|_| KeyError::Seal)
+}
+
+impl Keypair {
+    /// Opens a box sealed to this key with [`seal`]; `None` if it was not, or was altered.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        use sha2::Digest as _;
+        // The X25519 secret of an ed25519 key: the clamped first half of SHA-512 of its seed.
+        let hash = sha2::Sha512::digest(self.seed);
+        let mut scalar = [0u8; 32];
+        scalar.copy_from_slice(&hash[..32]);
+        crypto_box::SecretKey::from(scalar).unseal(sealed).ok()
+    }
+}
+
 /// Substrate's ed25519 seed of a phrase: the first half of the BIP39 seed of the phrase's entropy.
 fn seed_from_phrase(phrase: &str, password: &str) -> Result<[u8; 32], KeyError> {
     let mnemonic = bip39::Mnemonic::parse_in_normalized(bip39::Language::English, phrase)
@@ -353,6 +381,18 @@ mod tests {
             Keypair::from_uri("//Alice/soft"),
             Err(KeyError::SoftDerivation(_))
         ));
+    }
+
+    #[test]
+    fn sealed_boxes_open_only_for_their_key() {
+        let node = Keypair::from_uri("//node1").unwrap();
+        let other = Keypair::from_uri("//node2").unwrap();
+        let sealed = seal(&node.account(), b"secret password", &mut rand::thread_rng()).unwrap();
+        assert_eq!(node.open(&sealed).as_deref(), Some(&b"secret password"[..]));
+        assert_eq!(other.open(&sealed), None);
+        let mut tampered = sealed.clone();
+        tampered[40] ^= 1;
+        assert_eq!(node.open(&tampered), None);
     }
 
     #[test]

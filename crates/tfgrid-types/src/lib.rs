@@ -5,6 +5,7 @@
 
 pub mod amount;
 pub mod codec;
+pub mod deployment;
 pub mod hash;
 pub mod ids;
 pub mod keys;
