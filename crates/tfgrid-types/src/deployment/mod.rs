@@ -290,16 +290,16 @@ impl Deployment {
                         }
                     }
                 }
-                WorkloadData::Zlogs(z) => {
+                WorkloadData::Zlogs(z)
                     if !matches!(
                         names.get(z.zmachine.as_str()),
                         Some(WorkloadData::Zmachine(_))
-                    ) {
-                        return Err(bad(format!(
-                            "zmachine {:?} is not a zmachine here",
-                            z.zmachine
-                        )));
-                    }
+                    ) =>
+                {
+                    return Err(bad(format!(
+                        "zmachine {:?} is not a zmachine here",
+                        z.zmachine
+                    )));
                 }
                 _ => {}
             }
