@@ -85,6 +85,38 @@ pub fn mint(state: &mut State, to: &AccountId, amount: Balance) -> Result<(), Di
     Ok(())
 }
 
+/// Moves funds the ledger owes elsewhere (contract payments): no existential deposit applies.
+/// The caller has checked that `from` holds `amount`.
+pub fn pay(state: &mut State, from: &AccountId, to: &AccountId, amount: Balance) {
+    if amount == 0 || from == to {
+        return;
+    }
+    state.accounts.update(from, |a| {
+        a.free = a
+            .free
+            .checked_sub(amount)
+            .expect("the payer holds the amount")
+    });
+    let mut dest = state.accounts.get(to).cloned().unwrap_or_default();
+    dest.free += amount;
+    state.accounts.insert(*to, dest);
+}
+
+/// Destroys `amount` of `from`'s funds. The caller has checked that `from` holds them.
+pub fn burn(state: &mut State, from: &AccountId, amount: Balance) {
+    if amount == 0 {
+        return;
+    }
+    state.accounts.update(from, |a| {
+        a.free = a
+            .free
+            .checked_sub(amount)
+            .expect("the payer holds the amount")
+    });
+    let issuance = state.issuance() - amount;
+    state.total_issuance.insert((), issuance);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

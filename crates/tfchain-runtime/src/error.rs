@@ -131,6 +131,62 @@ pub enum DispatchError {
     #[error("too many open motions (at most {max})", max = crate::limits::MOTIONS_MAX)]
     TooManyMotions,
 
+    // Contracts.
+    #[error("contract {0} not found")]
+    ContractNotFound(u64),
+    #[error("twin {twin} does not own contract {contract}")]
+    NotContractOwner { twin: TwinId, contract: u64 },
+    #[error("node {0} is on standby (powered down): it takes no new deployments")]
+    NodeNotAvailable(NodeId),
+    #[error("node {node} is rented by twin {renter}: only the renter may deploy on it")]
+    NodeRentedByOther { node: NodeId, renter: TwinId },
+    #[error("node {0} is in a dedicated farm: rent the whole node first")]
+    NodeDedicated(NodeId),
+    #[error("node {0} already has a rent contract")]
+    NodeAlreadyRented(NodeId),
+    #[error("node {0} runs other twins' deployments: it can only be rented when empty")]
+    NodeNotEmpty(NodeId),
+    #[error("node {0} has active contracts: cancel them first")]
+    NodeHasContracts(NodeId),
+    #[error("node {node} already runs a deployment with hash {hash} (contract {contract})")]
+    DuplicateDeployment {
+        node: NodeId,
+        hash: Hash32,
+        contract: u64,
+    },
+    #[error("invalid deployment: {0}")]
+    InvalidDeployment(#[from] tfgrid_types::deployment::DeploymentError),
+    #[error("the deployment belongs to twin {deployment}, not to the caller's twin {caller}")]
+    DeploymentNotOwned { deployment: TwinId, caller: TwinId },
+    #[error("a new deployment has version 0, not {0}")]
+    DeploymentVersion(u32),
+    #[error("farm {farm} has {free} free public IPs, the deployment needs {needed}")]
+    NotEnoughPublicIps {
+        farm: FarmId,
+        needed: u32,
+        free: u32,
+    },
+    #[error("an update cannot change the number of public IPs ({old} to {new})")]
+    PublicIpCountChanged { old: u32, new: u32 },
+    #[error("contract {0} is in its grace period: top up the twin's balance first")]
+    ContractInGracePeriod(u64),
+    #[error("contract {0} is not a node contract")]
+    NotNodeContract(u64),
+    #[error("contract {contract} does not run on node {node}")]
+    NotContractNode { contract: u64, node: NodeId },
+    #[error("invalid name {0:?}: 3 to 64 lowercase letters, digits, '-' and '_'")]
+    InvalidContractName(String),
+    #[error("name {0:?} is taken by contract {1}")]
+    NameTaken(String, u64),
+    #[error("rent contract {0} cannot be canceled while node contracts run on its node")]
+    RentContractInUse(u64),
+    #[error("report of {0} entries, at most {max} allowed", max = crate::limits::REPORT_ENTRIES_MAX)]
+    ReportTooLarge(usize),
+    #[error("twin {0} holds the maximum number of contracts")]
+    TooManyContracts(TwinId),
+    #[error("workload {0:?} is not in the deployment")]
+    UnknownWorkload(String),
+
     // Key-value store.
     #[error("key is {0} bytes, at most {max} allowed", max = crate::limits::KV_KEY_LEN_MAX)]
     KvKeyTooLong(usize),

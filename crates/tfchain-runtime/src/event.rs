@@ -2,7 +2,8 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
-use tfgrid_types::{AccountId, Balance, FarmId, Hash32, NodeId};
+use tfgrid_types::deployment::WorkloadResult;
+use tfgrid_types::{AccountId, Balance, ContractId, FarmId, Hash32, NodeId, TwinId};
 
 use crate::types::*;
 
@@ -100,6 +101,87 @@ pub enum Event {
     },
     ConnectionPriceSet {
         price: u32,
+    },
+
+    // Smart contracts.
+    ContractCreated(Contract),
+    ContractUpdated(Contract),
+    NodeContractCanceled {
+        contract_id: ContractId,
+        node_id: NodeId,
+        twin_id: TwinId,
+        cause: Cause,
+    },
+    NameContractCanceled {
+        contract_id: ContractId,
+        cause: Cause,
+    },
+    RentContractCanceled {
+        contract_id: ContractId,
+        node_id: NodeId,
+        cause: Cause,
+    },
+    IPsFreed {
+        contract_id: ContractId,
+        public_ips: Vec<PublicIp>,
+    },
+    ContractBilled {
+        contract_id: ContractId,
+        timestamp_s: u64,
+        discount_level: DiscountLevel,
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        amount_billed: Balance,
+    },
+    TokensBurned {
+        contract_id: ContractId,
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        amount: Balance,
+    },
+    UpdatedUsedResources {
+        contract_id: ContractId,
+        used: Resources,
+    },
+    NruConsumptionReportReceived(NruConsumption),
+    DeploymentStateReported {
+        contract_id: ContractId,
+        node_id: NodeId,
+        version: u32,
+        workloads: Vec<WorkloadResult>,
+    },
+    /// The node pauses the contract's workloads.
+    ContractGracePeriodStarted {
+        contract_id: ContractId,
+        node_id: Option<NodeId>,
+        twin_id: TwinId,
+        block: u64,
+    },
+    /// The node resumes them.
+    ContractGracePeriodEnded {
+        contract_id: ContractId,
+        node_id: Option<NodeId>,
+        twin_id: TwinId,
+    },
+    ContractGracePeriodElapsed {
+        contract_id: ContractId,
+        twin_id: TwinId,
+    },
+    FarmingRewardMinted {
+        node_id: NodeId,
+        farm_id: FarmId,
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        amount: Balance,
+        uptime_percent: u16,
+    },
+    FarmingRewardWithheld {
+        node_id: NodeId,
+        uptime_percent: u16,
+    },
+    TftPriceSet {
+        price_musd: u32,
+    },
+    TftPriceBoundsSet {
+        min_musd: u32,
+        max_musd: u32,
     },
 
     // Council.

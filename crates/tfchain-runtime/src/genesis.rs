@@ -26,6 +26,7 @@ pub struct Genesis {
     pub farming_policies: Vec<FarmingTerms>,
     pub grid_settings: GridSettings,
     pub node_certifiers: Vec<AccountId>,
+    pub tft_price: TftPrice,
 }
 
 /// An account funded at genesis.
@@ -81,6 +82,15 @@ impl Genesis {
                 tx_byte_fee: 1,
                 timestamp_hint_drift_s: 60,
                 motion_duration_blocks: 600,
+                billing_period_blocks: 60,
+                grace_period_blocks: 600,
+                uptime_report_interval_s: 60,
+                staking_pool_account: dev_account("StakingPool"),
+            },
+            tft_price: TftPrice {
+                price_musd: 80,
+                min_musd: 10,
+                max_musd: 1000,
             },
             balances: DEV_ACCOUNTS
                 .iter()
@@ -133,11 +143,18 @@ impl Genesis {
 
     /// Builds the genesis state. Fails when the genesis config breaks a rule (a bad policy, say).
     pub fn build(&self) -> Result<GenesisState, DispatchError> {
+        if self.params.billing_period_blocks == 0 || self.params.grace_period_blocks == 0 {
+            return Err(DispatchError::InvalidValue {
+                what: "billing and grace periods",
+                reason: "must be at least one block",
+            });
+        }
         let mut state = State::new();
         state.params.insert((), self.params.clone());
         state.council.insert((), self.council.clone());
         state.grid_settings.insert((), self.grid_settings.clone());
         state.total_issuance.insert((), 0);
+        state.tft_price.insert((), self.tft_price.clone());
         let mut ctx = Ctx {
             state: &mut state,
             height: 0,

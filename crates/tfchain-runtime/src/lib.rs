@@ -1,5 +1,5 @@
 //! The TFChain ledger as a deterministic state machine. It owns the state (typed tables), the modules
-//! mirroring TFChain's pallets (balances, tfgrid, council, kvstore), transactions, blocks and events.
+//! mirroring TFChain's pallets (balances, tfgrid, council, kvstore, smart-contract with billing), transactions, blocks and events.
 //! No IO, no clock, no randomness: time comes with each block, storage is whoever loads the tables.
 
 #![forbid(unsafe_code)]
@@ -14,6 +14,7 @@ pub mod kvstore;
 pub mod limits;
 mod lthash;
 pub mod runtime;
+pub mod smart_contract;
 pub mod state;
 pub mod table;
 pub mod tfgrid;

@@ -46,3 +46,12 @@ pub const NODE_CRU_MIN: u64 = 1;
 pub const NODE_MRU_MIN: u64 = 2 * 1024 * 1024 * 1024;
 pub const NODE_SRU_MIN: u64 = 100 * 1024 * 1024 * 1024;
 pub const NODE_HRU_MIN: u64 = 100 * 1000 * 1000 * 1000;
+
+/// Bills kept per contract in the ledger state (the explorer keeps them all).
+pub const CONTRACT_BILLS_KEPT: usize = 64;
+/// Entries in one node report.
+pub const REPORT_ENTRIES_MAX: usize = 1_024;
+/// Contracts one twin may hold.
+pub const CONTRACTS_PER_TWIN_MAX: usize = 10_000;
+pub const NAME_CONTRACT_LEN_MIN: usize = 3;
+pub const NAME_CONTRACT_LEN_MAX: usize = 64;

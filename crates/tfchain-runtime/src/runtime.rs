@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::state::State;
 use crate::table::Change;
 use crate::tx::{Call, SignedTransaction};
-use crate::{balances, council, kvstore, tfgrid};
+use crate::{balances, council, kvstore, smart_contract, tfgrid};
 
 /// Who makes a call: a signed account, or the council through an approved motion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, origin: Origin, call: &Call) -> Result<(), Di
         Call::Tfgrid(call) => tfgrid::dispatch(ctx, origin, call),
         Call::Council(call) => council::dispatch(ctx, origin, call),
         Call::Kv(call) => kvstore::dispatch(ctx, origin, call),
+        Call::SmartContract(call) => smart_contract::dispatch(ctx, origin, call),
     }
 }
 
@@ -97,13 +98,30 @@ impl Runtime {
         Runtime { state, open: None }
     }
 
+    /// Opens a block: runs what every block does before its transactions (billing, rewards).
     pub fn begin_block(&mut self, height: u64, timestamp_ms: u64) {
         assert!(self.open.is_none(), "a block is already open");
+        let mut ctx = Ctx {
+            state: &mut self.state,
+            height,
+            now_s: timestamp_ms / 1000,
+            events: Vec::new(),
+        };
+        smart_contract::on_initialize(&mut ctx);
+        let events = ctx
+            .events
+            .into_iter()
+            .map(|event| EventRecord {
+                tx_index: None,
+                event,
+            })
+            .collect();
+        self.state.commit_tx();
         self.open = Some(OpenBlock {
             height,
             timestamp_ms,
             tx_count: 0,
-            events: Vec::new(),
+            events,
         });
     }
 

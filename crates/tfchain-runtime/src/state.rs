@@ -1,7 +1,7 @@
 //! The whole ledger state: one typed table per kind of entity. Every table takes part in transaction
 //! savepoints, block change sets and the state hash, so a new table is one line here.
 
-use tfgrid_types::{AccountId, Balance, FarmId, Hash32, NodeId, PolicyId, TwinId};
+use tfgrid_types::{AccountId, Balance, ContractId, FarmId, Hash32, NodeId, PolicyId, TwinId};
 
 use crate::lthash::LtHash;
 use crate::table::{Change, Table};
@@ -100,6 +100,22 @@ state! {
     council: () => Council,
     motions: Hash32 => Motion,
     kv: (AccountId, Vec<u8>) => Vec<u8>,
+    contracts: ContractId => Contract,
+    contract_ids_by_twin: TwinId => Vec<ContractId>,
+    contract_id_by_node_hash: (NodeId, Hash32) => ContractId,
+    /// Active node contracts of each node.
+    node_contracts: NodeId => Vec<ContractId>,
+    rent_contract_by_node: NodeId => ContractId,
+    contract_id_by_name: String => ContractId,
+    contract_resources: ContractId => Resources,
+    contract_billing: ContractId => ContractBilling,
+    /// Contracts billed at block heights `slot (mod billing period)`.
+    contracts_to_bill_at: u64 => Vec<ContractId>,
+    /// The latest bills of each contract (at most `CONTRACT_BILLS_KEPT`).
+    contract_bills: ContractId => Vec<Bill>,
+    deployment_states: ContractId => DeploymentState,
+    twin_consumption: TwinId => Consumption,
+    tft_price: () => TftPrice,
 }
 
 impl Default for State {

@@ -48,7 +48,10 @@ pub struct Harness {
     rt: Runtime,
     height: u64,
     time_ms: u64,
+    /// Events of the last block a call ran in.
     events: Vec<Event>,
+    /// Events of every block since the last `take_history`.
+    history: Vec<Event>,
     receipt: Option<Receipt>,
 }
 
@@ -60,6 +63,7 @@ impl Harness {
             height: 0,
             time_ms: 1_700_000_000_000,
             events: vec![],
+            history: vec![],
             receipt: None,
         }
     }
@@ -95,12 +99,15 @@ impl Harness {
         self.height += 1;
         self.time_ms += 1000;
         self.rt.begin_block(self.height, self.time_ms);
+        // Fold what block initialisation (billing) changed, so the block's change set is the call's.
+        self.rt.state.finish_block();
         let receipt = self
             .rt
             .apply_tx(&tx, tx.encode().len())
             .expect("transaction is valid");
         let outcome = self.rt.finish_block();
         self.events = outcome.events.into_iter().map(|r| r.event).collect();
+        self.history.extend(self.events.iter().cloned());
         self.receipt = Some(receipt);
         outcome.changes
     }
@@ -190,7 +197,24 @@ impl Harness {
             self.height += 1;
             self.time_ms += 1000;
             self.rt.begin_block(self.height, self.time_ms);
-            self.rt.finish_block();
+            let outcome = self.rt.finish_block();
+            self.history
+                .extend(outcome.events.into_iter().map(|r| r.event));
         }
+    }
+
+    /// The events of every block since the last call, oldest first.
+    pub fn take_history(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.history)
+    }
+
+    /// Height of the last block.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// Unix seconds of the last block.
+    pub fn now_s(&self) -> u64 {
+        self.time_ms / 1000
     }
 }

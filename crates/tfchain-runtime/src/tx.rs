@@ -8,7 +8,7 @@ use tfgrid_types::codec::{self, CodecError};
 use tfgrid_types::keys::{self, AccountId, Keypair, Signature};
 
 use crate::limits::TX_BYTES_MAX;
-use crate::{balances, council, kvstore, tfgrid};
+use crate::{balances, council, kvstore, smart_contract, tfgrid};
 
 /// Every call of the ledger, by module.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -18,11 +18,15 @@ pub enum Call {
     Tfgrid(tfgrid::Call),
     Council(council::Call),
     Kv(kvstore::Call),
+    SmartContract(smart_contract::Call),
 }
 
 impl Call {
     /// Whether the call pays a fee. Node reports and updates are free, as on TFChain (`Pays::No`).
     pub fn pays_fee(&self) -> bool {
+        if let Call::SmartContract(call) = self {
+            return call.pays_fee();
+        }
         !matches!(
             self,
             Call::Tfgrid(
@@ -171,4 +175,4 @@ macro_rules! into_call {
         }
     )*};
 }
-into_call!(balances => Balances, tfgrid => Tfgrid, council => Council, kvstore => Kv);
+into_call!(balances => Balances, tfgrid => Tfgrid, council => Council, kvstore => Kv, smart_contract => SmartContract);

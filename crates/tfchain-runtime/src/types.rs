@@ -4,7 +4,8 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
-use tfgrid_types::{AccountId, Balance, FarmId, Hash32, NodeId, PolicyId, TwinId};
+use tfgrid_types::deployment::{Deployment, WorkloadResult};
+use tfgrid_types::{AccountId, Balance, ContractId, FarmId, Hash32, NodeId, PolicyId, TwinId};
 
 macro_rules! entity {
     ($($item:item)*) => {$(
@@ -38,11 +39,21 @@ entity! {
         pub timestamp_hint_drift_s: u64,
         /// Blocks a council motion stays open.
         pub motion_duration_blocks: u64,
+        /// Every contract is billed once per this many blocks, in slot `contract_id % period`; each
+        /// node's farming reward is minted once per period, in slot `node_id % period`.
+        pub billing_period_blocks: u64,
+        /// Blocks a contract may stay unpaid before it is deleted.
+        pub grace_period_blocks: u64,
+        /// How often nodes report uptime; a node silent for 3 intervals counts as down.
+        pub uptime_report_interval_s: u64,
+        /// Receives 5 % of every contract payment.
+        pub staking_pool_account: AccountId,
     }
 
     /// Sequential id counters: each holds the last id given out.
     #[derive(Default)]
     pub struct Counters {
+        pub contract: ContractId,
         pub twin: TwinId,
         pub farm: FarmId,
         pub node: NodeId,
@@ -166,11 +177,15 @@ entity! {
         pub target: Power,
     }
 
-    /// The node's last uptime report.
+    /// The node's last uptime report, and its up time in the current reward period.
     pub struct NodeUptime {
         pub uptime_s: u64,
         /// Block time of the report, unix seconds.
         pub reported_at_s: u64,
+        /// Seconds the node was seen up since the period started.
+        pub period_up_s: u64,
+        /// Unix seconds the current reward period started.
+        pub period_start_s: u64,
     }
 
     #[derive(Copy)]
@@ -252,6 +267,129 @@ entity! {
         pub nays: Vec<AccountId>,
         /// The last block at which votes are taken.
         pub end_block: u64,
+    }
+}
+
+entity! {
+    pub struct Contract {
+        pub version: u32,
+        pub contract_id: ContractId,
+        pub twin_id: TwinId,
+        pub state: ContractState,
+        pub contract_type: ContractData,
+    }
+
+    pub enum ContractData {
+        NodeContract(NodeContract),
+        NameContract { name: String },
+        RentContract { node_id: NodeId },
+    }
+
+    pub struct NodeContract {
+        pub node_id: NodeId,
+        pub deployment_hash: Hash32,
+        pub deployment: Deployment,
+        /// Public IPv4 addresses reserved from the farm.
+        pub public_ips: u32,
+        pub public_ips_list: Vec<PublicIp>,
+    }
+
+    #[derive(Copy)]
+    pub enum ContractState {
+        Created,
+        /// Unpaid since `since_block`: the node pauses the workloads.
+        GracePeriod { since_block: u64 },
+        Deleted(Cause),
+    }
+
+    #[derive(Copy)]
+    pub enum Cause { CanceledByUser, OutOfFunds, CanceledByCollective, NodeDeleted }
+
+    /// Where a contract's billing stands.
+    #[derive(Default)]
+    pub struct ContractBilling {
+        /// Unix seconds up to which the contract is billed.
+        pub last_billed_s: u64,
+        /// Network usage reported but not billed yet, in units-USD.
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        pub unbilled_nu_usd: u128,
+        /// TFT owed from billing cycles that could not be paid (in the grace period).
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        pub overdue: Balance,
+        /// Unix seconds of the newest network report taken.
+        pub last_nru_report_s: u64,
+    }
+
+    /// One payment of a contract.
+    pub struct Bill {
+        pub timestamp_s: u64,
+        pub discount_level: DiscountLevel,
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        pub amount_billed: Balance,
+    }
+
+    #[derive(Copy)]
+    pub enum DiscountLevel { None, Default, Bronze, Silver, Gold }
+
+    /// What a twin has paid in all.
+    #[derive(Default)]
+    pub struct Consumption {
+        #[serde(with = "tfgrid_types::amount::json_units")]
+        pub total_billed: Balance,
+        pub last_bill_s: u64,
+    }
+
+    /// The TFT price billing uses, in mUSD, clamped to bounds the council sets.
+    pub struct TftPrice {
+        pub price_musd: u32,
+        pub min_musd: u32,
+        pub max_musd: u32,
+    }
+
+    /// Resources a contract uses, as its node reports them.
+    pub struct ContractResources {
+        pub contract_id: ContractId,
+        pub used: Resources,
+    }
+
+    /// Network bytes a contract used in a window, as its node reports them.
+    pub struct NruConsumption {
+        pub contract_id: ContractId,
+        /// Unix seconds at the end of the window.
+        pub timestamp: u64,
+        /// Seconds.
+        pub window: u64,
+        /// Bytes.
+        pub nru: u64,
+    }
+
+    /// The workload results a node reported for a contract's deployment.
+    pub struct DeploymentState {
+        /// Unix seconds of the report.
+        pub reported_at_s: u64,
+        pub version: u32,
+        pub workloads: Vec<WorkloadResult>,
+    }
+}
+
+impl TftPrice {
+    /// The price billing uses: clamped, so a wrong price cannot overbill.
+    pub fn effective_musd(&self) -> u32 {
+        self.price_musd.clamp(self.min_musd, self.max_musd).max(1)
+    }
+}
+
+impl Contract {
+    pub fn node_id(&self) -> Option<NodeId> {
+        match &self.contract_type {
+            ContractData::NodeContract(c) => Some(c.node_id),
+            ContractData::RentContract { node_id } => Some(*node_id),
+            ContractData::NameContract { .. } => None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        !matches!(self.state, ContractState::Deleted(_))
     }
 }
 

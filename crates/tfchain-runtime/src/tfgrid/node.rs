@@ -213,6 +213,7 @@ pub(super) fn delete(
             node: node_id,
         });
     }
+    crate::smart_contract::cancel_node_contracts(ctx, node_id);
     ctx.state.nodes.remove(&node_id);
     ctx.state.node_id_by_twin.remove(&node.twin_id);
     ctx.state.node_power.remove(&node_id);
@@ -275,13 +276,7 @@ pub(super) fn report_uptime(
             drift,
         });
     }
-    ctx.state.node_uptime.insert(
-        node.id,
-        NodeUptime {
-            uptime_s,
-            reported_at_s: ctx.now_s,
-        },
-    );
+    crate::smart_contract::rewards::record_uptime(ctx, node.id, uptime_s);
     ctx.emit(Event::NodeUptimeReported {
         node_id: node.id,
         timestamp_s: ctx.now_s,
@@ -326,6 +321,9 @@ pub(super) fn change_power_target(
 ) -> Result<(), DispatchError> {
     let node = node(ctx, node_id)?;
     owned_farm(ctx, &account, node.farm_id)?;
+    if target == Power::Down && crate::smart_contract::node_has_contracts(ctx, node_id) {
+        return Err(DispatchError::NodeHasContracts(node_id));
+    }
     let state = ctx
         .state
         .node_power
