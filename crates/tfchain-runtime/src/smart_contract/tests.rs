@@ -78,7 +78,7 @@ fn ip(name: &str) -> Workload {
         name: name.into(),
         metadata: String::new(),
         description: String::new(),
-        data: WorkloadData::Ip(tfgrid_types::deployment::PublicIp {
+        data: WorkloadData::Ip(Ip {
             v4: true,
             v6: false,
         }),

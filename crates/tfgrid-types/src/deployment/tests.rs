@@ -83,7 +83,7 @@ fn full() -> Deployment {
             wl("disk", WorkloadData::Zmount(Zmount { size: GIB })),
             wl(
                 "pip",
-                WorkloadData::Ip(PublicIp {
+                WorkloadData::Ip(Ip {
                     v4: true,
                     v6: false,
                 }),
@@ -240,7 +240,7 @@ fn workload_rules() {
     rejects(|d| d.workloads[4].data = zdb(0), "size must be more than 0");
     rejects(
         |d| {
-            d.workloads[2].data = WorkloadData::Ip(PublicIp {
+            d.workloads[2].data = WorkloadData::Ip(Ip {
                 v4: false,
                 v6: false,
             })

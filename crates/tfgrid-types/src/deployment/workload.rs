@@ -42,7 +42,7 @@ wire! {
         Volume(Volume),
         Network(Network),
         Zdb(Zdb),
-        Ip(PublicIp),
+        Ip(Ip),
         GatewayNameProxy(GatewayNameProxy),
         GatewayFqdnProxy(GatewayFqdnProxy),
         Zlogs(Zlogs),
@@ -136,7 +136,7 @@ wire! {
     pub enum ZdbMode { User, Seq }
 
     /// A public IP from the farm (v4, reserved by the contract) and/or the node's IPv6.
-    pub struct PublicIp {
+    pub struct Ip {
         #[serde(default)]
         pub v4: bool,
         #[serde(default)]
