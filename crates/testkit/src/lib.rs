@@ -54,7 +54,8 @@ where
     }
 }
 
-/// A `tfchain --dev` process with its data in a directory that outlives restarts.
+/// A `tfchain` process (the dev spec, or one edited from it) with its data in a directory that
+/// outlives restarts.
 #[derive(Debug)]
 pub struct ChainProcess {
     child: Option<Child>,
@@ -66,7 +67,28 @@ pub struct ChainProcess {
 impl ChainProcess {
     /// Starts a dev chain in a new temporary directory and waits until its RPC answers.
     pub async fn start() -> ChainProcess {
+        ChainProcess::start_with(|_| {}).await
+    }
+
+    /// Starts a chain whose spec is the dev spec changed by `edit` (on its JSON form).
+    pub async fn start_with(edit: impl FnOnce(&mut serde_json::Value)) -> ChainProcess {
         let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(bin("tfchain"))
+            .args(["build-spec", "--dev"])
+            .output()
+            .expect("tfchain build-spec");
+        assert!(
+            out.status.success(),
+            "build-spec failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("spec JSON");
+        edit(&mut spec);
+        std::fs::write(
+            dir.path().join("spec.json"),
+            serde_json::to_vec_pretty(&spec).unwrap(),
+        )
+        .expect("writing spec");
         let mut chain = ChainProcess {
             child: None,
             base_path: dir.path().to_path_buf(),
@@ -90,13 +112,16 @@ impl ChainProcess {
             .open(self.base_path.join("tfchain.log"))
             .expect("log file");
         let child = Command::new(bin("tfchain"))
+            .arg("--chain")
+            .arg(self.base_path.join("spec.json"))
             .args([
-                "--dev",
+                "--validator",
+                "//Alice",
                 "--rpc-addr",
                 &format!("127.0.0.1:{}", self.port),
                 "--base-path",
             ])
-            .arg(&self.base_path)
+            .arg(self.base_path.join("data"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

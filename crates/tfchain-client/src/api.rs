@@ -7,7 +7,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 use serde::{Deserialize, Serialize};
 use tfchain_runtime::types::*;
 use tfchain_runtime::{EventRecord, Header, SignedTransaction};
-use tfgrid_types::{AccountId, Balance, FarmId, Hash32, NodeId, PolicyId, TwinId};
+use tfgrid_types::{AccountId, Balance, ContractId, FarmId, Hash32, NodeId, PolicyId, TwinId};
 
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
 
@@ -132,6 +132,34 @@ pub struct KvEntry {
     pub value: String,
 }
 
+/// A contract with what the ledger knows of it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractView {
+    #[serde(flatten)]
+    pub contract: Contract,
+    pub billing: Option<ContractBilling>,
+    /// Resources the node reported (node contracts).
+    pub resources: Option<Resources>,
+    /// Workload results the node reported (node contracts).
+    pub deployment_state: Option<DeploymentState>,
+    /// What an hour costs now, in units of TFT, before any discount.
+    #[serde(with = "tfgrid_types::amount::json_units")]
+    pub cost_per_hour: Balance,
+}
+
+/// What a twin spends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumptionView {
+    pub twin_id: TwinId,
+    #[serde(with = "tfgrid_types::amount::json_units")]
+    pub total_billed: Balance,
+    pub last_bill_s: u64,
+    pub active_contracts: u32,
+    /// All active contracts' cost of an hour now, in units of TFT, before discounts.
+    #[serde(with = "tfgrid_types::amount::json_units")]
+    pub cost_per_hour: Balance,
+}
+
 #[rpc(client, server)]
 pub trait TfchainApi {
     #[method(name = "chain_status")]
@@ -183,6 +211,27 @@ pub trait TfchainApi {
 
     #[method(name = "tfgrid_farmingPolicies")]
     async fn farming_policies(&self, page: Page) -> RpcResult<Vec<FarmingPolicy>>;
+
+    #[method(name = "contract_get")]
+    async fn contract(&self, id: ContractId) -> RpcResult<Option<ContractView>>;
+
+    /// Active contracts of a twin.
+    #[method(name = "contract_listByTwin")]
+    async fn contracts_by_twin(&self, twin_id: TwinId) -> RpcResult<Vec<Contract>>;
+
+    /// Active node contracts on a node, and its rent contract.
+    #[method(name = "contract_listByNode")]
+    async fn contracts_by_node(&self, node_id: NodeId) -> RpcResult<Vec<Contract>>;
+
+    /// The latest bills of a contract, oldest first.
+    #[method(name = "contract_bills")]
+    async fn contract_bills(&self, id: ContractId) -> RpcResult<Vec<Bill>>;
+
+    #[method(name = "twin_consumption")]
+    async fn twin_consumption(&self, twin_id: TwinId) -> RpcResult<ConsumptionView>;
+
+    #[method(name = "tfgrid_tftPrice")]
+    async fn tft_price(&self) -> RpcResult<TftPrice>;
 
     #[method(name = "council_info")]
     async fn council(&self) -> RpcResult<Council>;

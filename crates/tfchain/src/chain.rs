@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use tfchain_runtime::block::{events_root, tx_root};
 use tfchain_runtime::limits::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX};
+use tfchain_runtime::smart_contract::billing;
 use tfchain_runtime::{Block, EventRecord, Header, Receipt, Runtime, SignedTransaction, TxInvalid};
-use tfgrid_types::{AccountId, Hash32, Keypair, Signature};
+use tfgrid_types::{AccountId, Balance, ContractId, Hash32, Keypair, Signature};
 
 use crate::limits::POOL_NONCES_AHEAD_MAX;
 use crate::mempool::{Mempool, PoolError, PoolTx};
@@ -136,6 +137,18 @@ impl Chain {
 
     pub fn dropped_reason(&self, hash: &Hash32) -> Option<String> {
         self.pool.dropped_reason(hash).map(str::to_owned)
+    }
+
+    /// What an hour of each contract costs on the head state, in units of TFT before discounts.
+    pub fn costs_per_hour(&self, ids: &[ContractId]) -> Vec<Balance> {
+        let state = &self.runtime.state;
+        ids.iter()
+            .map(|id| {
+                state.contracts.get(id).map_or(0, |c| {
+                    billing::usd_to_tft(state, billing::cost_per_hour_usd(state, c))
+                })
+            })
+            .collect()
     }
 
     /// Admits a transaction whose signature was checked.

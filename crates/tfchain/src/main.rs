@@ -16,10 +16,10 @@ struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     /// Run the development chain: 1 s blocks, //Alice to //Ferdie funded, Alice validator and council.
-    #[arg(long, conflicts_with = "chain")]
+    #[arg(long, global = true, conflicts_with = "chain")]
     dev: bool,
     /// A chain spec file (JSON).
-    #[arg(long)]
+    #[arg(long, global = true)]
     chain: Option<PathBuf>,
     /// Where the chain's data lives [default: ~/.local/share/tfchain/<chain id>].
     #[arg(long)]

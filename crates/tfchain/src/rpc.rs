@@ -10,7 +10,7 @@ use tfchain_client::api::*;
 use tfchain_runtime::table::TableKey;
 use tfchain_runtime::types::*;
 use tfchain_runtime::{SignedTransaction, TxInvalid};
-use tfgrid_types::{AccountId, FarmId, Hash32, NodeId, PolicyId, TwinId};
+use tfgrid_types::{AccountId, ContractId, FarmId, Hash32, NodeId, PolicyId, TwinId};
 use tokio::sync::broadcast;
 
 use crate::chain::{AdmitError, Chain, Committed};
@@ -94,6 +94,14 @@ impl RpcServer {
             .page::<u32, V>(table, &from, &[], limit(page))
             .map_err(|e| rpc_error(e.into()))?;
         Ok(rows.into_iter().map(|(_, v)| v).collect())
+    }
+
+    fn contracts(&self, ids: &[ContractId]) -> Result<Vec<Contract>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.get::<_, Contract>("contracts", id)?);
+        }
+        Ok(out)
     }
 
     fn node_view(&self, node: Node) -> Result<NodeView> {
@@ -292,6 +300,57 @@ impl TfchainApiServer for RpcServer {
 
     async fn farming_policies(&self, page: Page) -> Result<Vec<FarmingPolicy>> {
         self.page_u32("farming_policies", &page)
+    }
+
+    async fn contract(&self, id: ContractId) -> Result<Option<ContractView>> {
+        let Some(contract) = self.get::<_, Contract>("contracts", &id)? else {
+            return Ok(None);
+        };
+        let cost_per_hour = self.chain().costs_per_hour(&[id])[0];
+        Ok(Some(ContractView {
+            billing: self.get("contract_billing", &id)?,
+            resources: self.get("contract_resources", &id)?,
+            deployment_state: self.get("deployment_states", &id)?,
+            cost_per_hour,
+            contract,
+        }))
+    }
+
+    async fn contracts_by_twin(&self, twin_id: TwinId) -> Result<Vec<Contract>> {
+        let ids: Vec<ContractId> = self
+            .get("contract_ids_by_twin", &twin_id)?
+            .unwrap_or_default();
+        self.contracts(&ids)
+    }
+
+    async fn contracts_by_node(&self, node_id: NodeId) -> Result<Vec<Contract>> {
+        let mut ids: Vec<ContractId> = self.get("node_contracts", &node_id)?.unwrap_or_default();
+        ids.extend(self.get::<_, ContractId>("rent_contract_by_node", &node_id)?);
+        self.contracts(&ids)
+    }
+
+    async fn contract_bills(&self, id: ContractId) -> Result<Vec<Bill>> {
+        Ok(self.get("contract_bills", &id)?.unwrap_or_default())
+    }
+
+    async fn twin_consumption(&self, twin_id: TwinId) -> Result<ConsumptionView> {
+        let consumption: Consumption = self.get("twin_consumption", &twin_id)?.unwrap_or_default();
+        let ids: Vec<ContractId> = self
+            .get("contract_ids_by_twin", &twin_id)?
+            .unwrap_or_default();
+        let cost_per_hour = self.chain().costs_per_hour(&ids).iter().sum();
+        Ok(ConsumptionView {
+            twin_id,
+            total_billed: consumption.total_billed,
+            last_bill_s: consumption.last_bill_s,
+            active_contracts: ids.len() as u32,
+            cost_per_hour,
+        })
+    }
+
+    async fn tft_price(&self) -> Result<TftPrice> {
+        self.get("tft_price", &())?
+            .ok_or_else(|| rpc_error(RpcError::Store(anyhow::anyhow!("no TFT price stored"))))
     }
 
     async fn council(&self) -> Result<Council> {

@@ -11,21 +11,23 @@ use tfgrid_types::{AccountId, Keypair, format_tft, parse_tft};
 
 use crate::keystore::Keystore;
 use crate::output::{Output, fields, gib, table};
-use crate::{ChainCmd, Cli, Command, FarmCmd, KeysCmd, KvCmd, NodeCmd, TwinCmd};
+use crate::{
+    ChainCmd, Cli, Command, ContractCmd, FarmCmd, KeysCmd, KvCmd, NodeCmd, TwinCmd, contracts,
+};
 
-struct Ctx {
+pub struct Ctx {
     cli_key: Option<String>,
     rpc_url: String,
     keystore: Keystore,
-    out: Output,
+    pub out: Output,
 }
 
 impl Ctx {
-    async fn client(&self) -> Result<Client> {
+    pub async fn client(&self) -> Result<Client> {
         Ok(Client::connect(&self.rpc_url).await?)
     }
 
-    fn key(&self) -> Result<Keypair> {
+    pub fn key(&self) -> Result<Keypair> {
         let spec = self.cli_key.as_deref().ok_or_else(|| {
             anyhow!("no key given: pass --key <name or secret URI> or set TFGRID_KEY (dev keys: //Alice, //Bob, ...)")
         })?;
@@ -40,7 +42,7 @@ impl Ctx {
     }
 
     /// Runs a call signed by the key and reports where it landed.
-    async fn execute(&self, client: &Client, call: Call, what: &str) -> Result<Included> {
+    pub async fn execute(&self, client: &Client, call: Call, what: &str) -> Result<Included> {
         let key = self.key()?;
         let included = client
             .execute(&key, call)
@@ -133,6 +135,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Kv(cmd) => kv(&ctx, cmd).await,
+        Command::Contract(cmd) => match cmd {
+            ContractCmd::Create { node, file } => contracts::create(&ctx, node, &file).await,
+            ContractCmd::Update { id, file } => contracts::update(&ctx, id, &file).await,
+            ContractCmd::Name { name } => contracts::create_name(&ctx, name).await,
+            ContractCmd::Rent { node } => contracts::create_rent(&ctx, node).await,
+            ContractCmd::Cancel { id } => contracts::cancel(&ctx, id).await,
+            ContractCmd::Show { id } => contracts::show(&ctx, id).await,
+            ContractCmd::List { twin, node } => contracts::list(&ctx, twin, node).await,
+            ContractCmd::Bills { id } => contracts::bills(&ctx, id).await,
+        },
     }
 }
 
@@ -227,6 +239,7 @@ async fn twin(ctx: &Ctx, cmd: TwinCmd) -> Result<()> {
             });
             ctx.out.show(&twin, show_twin);
         }
+        TwinCmd::Consumption { twin } => return contracts::consumption(ctx, twin).await,
         TwinCmd::Show { twin } => {
             let found = match twin {
                 Some(spec) => match spec.parse::<u32>() {

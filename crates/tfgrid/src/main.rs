@@ -3,6 +3,7 @@
 //! by default, `--json` for scripts; an error says what was wrong, exits non-zero and changes nothing.
 
 mod commands;
+mod contracts;
 mod keystore;
 mod output;
 
@@ -49,6 +50,50 @@ pub enum Command {
     /// Your account's key-value store on the chain.
     #[command(subcommand)]
     Kv(KvCmd),
+    /// Contracts: deployments on nodes, names, rented nodes.
+    #[command(subcommand)]
+    Contract(ContractCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContractCmd {
+    /// Deploy a deployment file (JSON) on a node.
+    Create {
+        #[arg(long)]
+        node: u32,
+        file: String,
+    },
+    /// Replace a node contract's deployment with the file's (its next version).
+    Update {
+        id: u64,
+        file: String,
+    },
+    /// Reserve a gateway name.
+    Name {
+        name: String,
+    },
+    /// Rent a whole node.
+    Rent {
+        node: u32,
+    },
+    Cancel {
+        id: u64,
+    },
+    /// A contract with its workloads' states and cost.
+    Show {
+        id: u64,
+    },
+    /// Your contracts, a twin's, or a node's.
+    List {
+        #[arg(long)]
+        twin: Option<u32>,
+        #[arg(long, conflicts_with = "twin")]
+        node: Option<u32>,
+    },
+    /// The latest bills of a contract.
+    Bills {
+        id: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +131,8 @@ pub enum TwinCmd {
     },
     /// Show a twin by id or account (default: the key's twin).
     Show { twin: Option<String> },
+    /// What a twin spends (default: the key's twin).
+    Consumption { twin: Option<u32> },
 }
 
 #[derive(Subcommand, Debug)]

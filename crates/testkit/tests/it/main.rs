@@ -3,4 +3,5 @@
 
 mod chain;
 mod cli;
+mod contracts;
 mod rpc;
