@@ -12,7 +12,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [--no-wait]  start a dev chain and walk through a farmer's first steps with the CLI
   test            install what the tests need, build once, run the whole test suite
-  bench <name>    run a benchmark that compares us with our peer: chain";
+  bench <name>    run a benchmark that compares us with our peer: chain, billing";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +45,11 @@ fn bench(args: &[String]) -> Result<()> {
         Some("chain") => setup::run(
             Command::new("cargo")
                 .args(["bench", "-p", "tfchain", "--bench", "chain", "--"])
+                .args(&args[1..]),
+        ),
+        Some("billing") => setup::run(
+            Command::new("cargo")
+                .args(["bench", "-p", "tfchain", "--bench", "billing", "--"])
                 .args(&args[1..]),
         ),
         _ => {
