@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`: installs what the tests and benchmarks need on a
 //! fresh machine, then runs them. Everything a newcomer needs is reachable from here or the README.
 
+mod bench_zdb;
 mod demo;
 mod setup;
 
@@ -12,7 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [--no-wait]  start a dev chain and walk through a farmer's first steps with the CLI
   test            install what the tests need, build once, run the whole test suite
-  bench <name>    run a benchmark that compares us with our peer: chain, billing";
+  bench <name>    run a benchmark that compares us with our peer: chain, billing, zdb";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +53,7 @@ fn bench(args: &[String]) -> Result<()> {
                 .args(["bench", "-p", "tfchain", "--bench", "billing", "--"])
                 .args(&args[1..]),
         ),
+        Some("zdb") => bench_zdb::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown or missing benchmark name")

@@ -7,6 +7,12 @@ use std::process::Command;
 /// Debian packages the test suite needs: (package, a command it provides that tells it is installed).
 pub const TEST_PACKAGES: &[(&str, &str)] = &[];
 
+/// Debian packages `cargo xtask bench zdb` needs: the peer server and its load generator.
+pub const BENCH_ZDB_PACKAGES: &[(&str, &str)] = &[
+    ("redis-server", "redis-server"),
+    ("redis-tools", "redis-benchmark"),
+];
+
 /// Installs every package whose probe command is missing, with one `apt-get update` first.
 pub fn ensure_debian_packages(packages: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = packages
