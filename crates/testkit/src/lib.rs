@@ -162,6 +162,98 @@ impl Drop for ChainProcess {
     }
 }
 
+/// A `zos` node agent with its data in a directory that outlives restarts.
+#[derive(Debug)]
+pub struct ZosProcess {
+    child: Option<Child>,
+    args: Vec<String>,
+    pub data_dir: PathBuf,
+}
+
+impl ZosProcess {
+    /// Starts `zos` for `farm` on the chain at `rpc_url` with a virtual `capacity`; its identity seed is
+    /// written first, so the caller knows (and can fund) the node's account.
+    pub fn start(
+        rpc_url: &str,
+        farm: u32,
+        capacity: &str,
+        data_dir: &Path,
+        seed: [u8; 32],
+    ) -> ZosProcess {
+        std::fs::create_dir_all(data_dir.join("identity")).expect("zos data dir");
+        let seed_path = data_dir.join("identity/seed");
+        if !seed_path.exists() {
+            std::fs::write(&seed_path, seed).expect("writing the node seed");
+        }
+        let args = vec![
+            "--chain".into(),
+            rpc_url.into(),
+            "--farm".into(),
+            farm.to_string(),
+            "--capacity".into(),
+            capacity.into(),
+            "--data-dir".into(),
+            data_dir.to_string_lossy().into_owned(),
+            "--zdb-bin".into(),
+            bin("zdb").to_string_lossy().into_owned(),
+        ];
+        let mut zos = ZosProcess {
+            child: None,
+            args,
+            data_dir: data_dir.to_path_buf(),
+        };
+        zos.restart();
+        zos
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "zos is still running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("zos.log"))
+            .expect("log");
+        let child = Command::new(bin("zos"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting zos");
+        self.child = Some(child);
+    }
+
+    /// Kills the agent with SIGKILL (the 0-db server it started keeps running, as on a real node).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaping zos");
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("zos.log")).unwrap_or_default()
+    }
+
+    /// The PID of the 0-db server the agent started, if any.
+    pub fn zdb_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data_dir.join("zdb/pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for ZosProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        // The 0-db server is ours too: stop it by the PID the agent recorded.
+        if let Some(pid) = self.zdb_pid() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
 /// Runs the `tfgrid` CLI against a chain with a keystore in `home`.
 pub fn tfgrid(home: &Path, rpc_url: &str, args: &[&str]) -> Output {
     Command::new(bin("tfgrid"))

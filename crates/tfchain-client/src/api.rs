@@ -165,6 +165,10 @@ pub trait TfchainApi {
     #[method(name = "chain_status")]
     async fn status(&self) -> RpcResult<ChainStatus>;
 
+    /// The chain's parameters: fees, billing and grace periods, the uptime report interval.
+    #[method(name = "chain_params")]
+    async fn params(&self) -> RpcResult<ChainParams>;
+
     #[method(name = "chain_getBlock")]
     async fn block(&self, at: BlockId) -> RpcResult<Option<BlockView>>;
 
@@ -202,6 +206,9 @@ pub trait TfchainApi {
 
     #[method(name = "tfgrid_node")]
     async fn node(&self, id: NodeId) -> RpcResult<Option<NodeView>>;
+
+    #[method(name = "tfgrid_nodeByTwin")]
+    async fn node_by_twin(&self, twin_id: TwinId) -> RpcResult<Option<NodeView>>;
 
     #[method(name = "tfgrid_nodes")]
     async fn nodes(&self, page: Page) -> RpcResult<Vec<NodeView>>;

@@ -167,6 +167,14 @@ impl TfchainApiServer for RpcServer {
         })
     }
 
+    async fn params(&self) -> Result<ChainParams> {
+        self.get("params", &())?.ok_or_else(|| {
+            rpc_error(RpcError::Store(anyhow::anyhow!(
+                "no chain parameters stored"
+            )))
+        })
+    }
+
     async fn block(&self, at: BlockId) -> Result<Option<BlockView>> {
         let height = match at {
             BlockId::Height(h) => Some(h),
@@ -285,6 +293,13 @@ impl TfchainApiServer for RpcServer {
     async fn node(&self, id: NodeId) -> Result<Option<NodeView>> {
         match self.get::<_, Node>("nodes", &id)? {
             Some(node) => Ok(Some(self.node_view(node)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn node_by_twin(&self, twin_id: TwinId) -> Result<Option<NodeView>> {
+        match self.get::<_, NodeId>("node_id_by_twin", &twin_id)? {
+            Some(id) => self.node(id).await,
             None => Ok(None),
         }
     }

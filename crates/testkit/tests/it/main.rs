@@ -5,3 +5,4 @@ mod chain;
 mod cli;
 mod contracts;
 mod rpc;
+mod zos;

@@ -1,0 +1,244 @@
+//! The node agent end to end: a chain, a farm, and a real `zos` process with a virtual capacity that
+//! registers itself and runs 0-db namespaces for contracts. A user deploys through the CLI and uses
+//! the namespace with a redis client at the reported endpoint; over-commitment is refused naming the
+//! resource; the agent restarts with its workloads kept; a cancel leaves no namespace behind.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use testkit::{ChainProcess, ZosProcess, tfgrid, wait_for};
+use tfchain_client::Client;
+use tfchain_client::api::{BlockId, ContractView, TfchainApiClient};
+use tfchain_runtime::types::ContractData;
+use tfchain_runtime::{Call, Event, balances};
+use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
+use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The result the node reported for `workload` of `contract`, once it reported one.
+async fn reported(client: &Client, contract: u64, workload: &str) -> WorkloadResult {
+    wait_for(
+        &format!("the node's report on {workload}"),
+        Duration::from_secs(30),
+        || async {
+            let view: ContractView = client.rpc().contract(contract).await.ok()??;
+            view.deployment_state?
+                .workloads
+                .into_iter()
+                .find(|r| r.name == workload)
+        },
+    )
+    .await
+}
+
+fn zdb_file(dir: &std::path::Path, name: &str, size: u64, password: &str) -> String {
+    let path = dir.join(format!("{name}.json"));
+    let file = json!({ "workloads": [{ "version": 0, "name": name, "type": "zdb",
+        "data": { "size": size, "mode": "user", "password": { "plain": password } } }] });
+    std::fs::write(&path, file.to_string()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+async fn namespace(
+    port: u16,
+    ns: &str,
+    password: &str,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut con = client.get_multiplexed_async_connection().await?;
+    redis::cmd("SELECT")
+        .arg(ns)
+        .arg(password)
+        .query_async::<()>(&mut con)
+        .await?;
+    Ok(con)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zos_provisions_zdb_namespaces_from_contracts() {
+    let chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(200)).await;
+    let home = tempfile::tempdir().unwrap();
+    let url = chain.rpc_url();
+    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
+    let client = chain.client().await;
+    ok(cli(&["--key", "//Alice", "twin", "create"]));
+    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
+
+    // The node's account is funded for its registration fees, then the agent starts.
+    let seed = Hash32::of("zos test", b"node 1").0;
+    let node_key = Keypair::from_seed(seed);
+    let alice = Keypair::from_uri("//Alice").unwrap();
+    client
+        .execute(
+            &alice,
+            Call::Balances(balances::Call::Transfer {
+                dest: node_key.account(),
+                amount: UNITS_PER_TFT,
+            }),
+        )
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut zos = ZosProcess::start(&url, 1, "cru=4,mru=8G,sru=100G,hru=50G", data.path(), seed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let node = loop {
+        let twin = client
+            .rpc()
+            .twin_by_account(node_key.account())
+            .await
+            .unwrap();
+        if let Some(twin) = twin
+            && let Some(node) = client.rpc().node_by_twin(twin.id).await.unwrap()
+        {
+            break node;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not register:\n{}",
+            zos.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (node.node.id, node.node.farm_id, node.node.resources.hru),
+        (1, 1, 50 * GIB)
+    );
+
+    // Deploy a 0-db namespace and use it at the reported endpoint, with its password.
+    ok(cli(&["--key", "//Bob", "twin", "create"]));
+    let started = Instant::now();
+    ok(cli(&[
+        "--key",
+        "//Bob",
+        "contract",
+        "create",
+        "--node",
+        "1",
+        &zdb_file(home.path(), "db", 10 * GIB, "pw-1"),
+    ]));
+    let result = reported(&client, 1, "db").await;
+    let provision_time = started.elapsed();
+    assert_eq!(
+        result.state,
+        ResultState::Ok,
+        "{}\n{}",
+        result.message,
+        zos.log()
+    );
+    let ResultData::Zdb {
+        namespace: ns,
+        ips,
+        port,
+    } = result.data
+    else {
+        panic!("{result:?}")
+    };
+    assert_eq!(
+        (ns.as_str(), ips),
+        ("3-1-db", vec!["127.0.0.1".to_string()])
+    );
+    let mut con = namespace(port, &ns, "pw-1").await.unwrap();
+    redis::cmd("SET")
+        .arg("hello")
+        .arg("grid")
+        .query_async::<Vec<u8>>(&mut con)
+        .await
+        .unwrap();
+    let value: String = redis::cmd("GET")
+        .arg("hello")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(value, "grid");
+    assert!(
+        namespace(port, &ns, "wrong").await.is_err(),
+        "a wrong password is refused"
+    );
+    let view = client.rpc().contract(1).await.unwrap().unwrap();
+    assert_eq!(
+        view.resources.map(|r| r.hru),
+        Some(10 * GIB),
+        "the node reports what the contract uses"
+    );
+
+    // Latency from the block holding the contract to the block holding the node's report.
+    let created_at = find_event_height(
+        &client,
+        |e| matches!(e, Event::ContractCreated(c) if c.contract_id == 1),
+    )
+    .await;
+    let reported_at = find_event_height(&client, |e| {
+        matches!(e, Event::DeploymentStateReported { contract_id: 1, .. })
+    })
+    .await;
+    eprintln!(
+        "provisioning: contract in block {created_at}, state report in block {reported_at} (200 ms blocks); CLI to report {provision_time:?}"
+    );
+
+    // Over-commitment is refused with the resource named: 50 GiB HDD, 10 used.
+    ok(cli(&[
+        "--key",
+        "//Bob",
+        "contract",
+        "create",
+        "--node",
+        "1",
+        &zdb_file(home.path(), "big", 45 * GIB, "pw-2"),
+    ]));
+    let big = reported(&client, 2, "big").await;
+    assert_eq!(big.state, ResultState::Error);
+    assert!(big.message.contains("not enough HDD"), "{}", big.message);
+
+    // The agent restarts (SIGKILL): the namespace keeps its data and is reported again as running.
+    zos.kill9();
+    zos.restart();
+    let mut con = namespace(port, &ns, "pw-1").await.unwrap();
+    let value: String = redis::cmd("GET")
+        .arg("hello")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(value, "grid");
+
+    // Cancel: the namespace is gone.
+    ok(cli(&["--key", "//Bob", "contract", "cancel", "1"]));
+    wait_for(
+        "the namespace's removal",
+        Duration::from_secs(30),
+        || async { namespace(port, &ns, "pw-1").await.is_err().then_some(()) },
+    )
+    .await;
+    let view = client.rpc().contract(2).await.unwrap().unwrap();
+    assert!(matches!(
+        view.contract.contract_type,
+        ContractData::NodeContract(_)
+    ));
+}
+
+/// The height of the first block with an event matching `f`.
+async fn find_event_height(client: &Client, f: impl Fn(&Event) -> bool) -> u64 {
+    let head = client.rpc().status().await.unwrap().height;
+    for height in 1..=head {
+        let block = client
+            .rpc()
+            .block(BlockId::Height(height))
+            .await
+            .unwrap()
+            .unwrap();
+        if block.events.iter().any(|r| f(&r.event)) {
+            return height;
+        }
+    }
+    panic!("no such event up to block {head}");
+}

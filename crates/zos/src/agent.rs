@@ -1,0 +1,307 @@
+//! The running agent: registers the node (twin and node, updated when the capacity changes), reports
+//! uptime at the chain's interval, follows finalized blocks and turns this node's contract events
+//! into jobs (reconciling with the chain's list of its contracts on every (re)connection), and runs
+//! the jobs one at a time. A node opens no control port: everything it does, a contract commanded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tfchain_client::api::{BlockId, TfchainApiClient};
+use tfchain_client::{Client, ClientError};
+use tfchain_runtime::tfgrid::Call as GridCall;
+use tfchain_runtime::types::{ContractData, ContractState, Location, NodeSpec, Resources};
+use tfchain_runtime::{Call, Event};
+use tfgrid_types::{Keypair, NodeId};
+use tokio::sync::Notify;
+
+use crate::engine::Engine;
+use crate::limits::RETRY_DELAY;
+use crate::store::{Job, Store};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rpc_url: String,
+    pub farm_id: u32,
+    pub capacity: Resources,
+}
+
+/// Retries `f` until it succeeds, saying once per distinct error what is wrong.
+async fn retry<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut last = String::new();
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => {
+                let text = format!("{e:#}");
+                if text != last {
+                    tracing::warn!("{what}: {text}");
+                    last = text;
+                }
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+/// Makes sure the node's twin and node exist on the chain as this node is; returns the node id.
+pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
+    let client = Client::connect(&config.rpc_url).await?;
+    let rpc = client.rpc();
+    let account = key.account();
+    let twin = match rpc.twin_by_account(account).await? {
+        Some(twin) => twin,
+        None => {
+            let free = rpc.account(account).await?.free;
+            if free == 0 {
+                anyhow::bail!("account {account} has no TFT to pay the registration fees: fund it");
+            }
+            let tc = GridCall::UserAcceptTc {
+                document_link: "https://zos.tf/terms/v0.1".into(),
+                document_hash: "zos-terms-v0-1".into(),
+            };
+            client.execute(key, Call::Tfgrid(tc)).await?;
+            client
+                .execute(
+                    key,
+                    Call::Tfgrid(GridCall::CreateTwin {
+                        relay: None,
+                        pk: None,
+                    }),
+                )
+                .await?;
+            rpc.twin_by_account(account)
+                .await?
+                .context("the twin was not created")?
+        }
+    };
+    let spec = NodeSpec {
+        farm_id: config.farm_id,
+        resources: config.capacity,
+        location: Location {
+            city: "Unknown".into(),
+            country: "Unknown".into(),
+            latitude: "Unknown".into(),
+            longitude: "Unknown".into(),
+        },
+        interfaces: vec![],
+        secure_boot: false,
+        virtualized: true,
+        serial_number: None,
+    };
+    match rpc.node_by_twin(twin.id).await? {
+        None => {
+            client
+                .execute(key, Call::Tfgrid(GridCall::CreateNode(spec)))
+                .await?;
+            let node = rpc
+                .node_by_twin(twin.id)
+                .await?
+                .context("the node was not created")?;
+            tracing::info!(node_id = node.node.id, twin_id = twin.id, "registered");
+            Ok(node.node.id)
+        }
+        Some(node) => {
+            if node.node.resources != config.capacity || node.node.farm_id != config.farm_id {
+                let node_id = node.node.id;
+                client
+                    .execute(key, Call::Tfgrid(GridCall::UpdateNode { node_id, spec }))
+                    .await?;
+                tracing::info!(node_id, "registration updated");
+            }
+            Ok(node.node.id)
+        }
+    }
+}
+
+/// Reports uptime every interval of the chain's spec.
+async fn uptime_loop(rpc_url: String, key: Keypair, started: Instant) {
+    loop {
+        let report = async {
+            let client = Client::connect(&rpc_url).await?;
+            let interval = client.rpc().params().await?.uptime_report_interval_s;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let call = GridCall::ReportUptime {
+                uptime_s: started.elapsed().as_secs(),
+                timestamp_hint_s: now,
+            };
+            let hash = client.submit(&key, Call::Tfgrid(call)).await?;
+            client.wait(hash, Duration::from_secs(30)).await?;
+            Ok::<_, anyhow::Error>(interval)
+        };
+        let interval = match report.await {
+            Ok(interval) => interval,
+            Err(e) => {
+                tracing::warn!("uptime report failed: {e:#}");
+                5
+            }
+        };
+        tokio::time::sleep(Duration::from_secs(interval.max(1))).await;
+    }
+}
+
+/// The jobs a block's events mean for `node_id`.
+fn jobs_of(events: &[Event], node_id: NodeId) -> Vec<Job> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::ContractCreated(c) | Event::ContractUpdated(c) => match &c.contract_type {
+                ContractData::NodeContract(nc) if nc.node_id == node_id => {
+                    Some(Job::Deploy(c.contract_id))
+                }
+                _ => None,
+            },
+            Event::NodeContractCanceled {
+                contract_id,
+                node_id: n,
+                ..
+            } if *n == node_id => Some(Job::Remove(*contract_id)),
+            Event::ContractGracePeriodStarted {
+                contract_id,
+                node_id: Some(n),
+                ..
+            } if *n == node_id => Some(Job::Pause(*contract_id)),
+            Event::ContractGracePeriodEnded {
+                contract_id,
+                node_id: Some(n),
+                ..
+            } if *n == node_id => Some(Job::Resume(*contract_id)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Jobs that bring the local state in line with the chain's contracts for this node.
+async fn reconcile(client: &Client, store: &Store, node_id: NodeId) -> Result<Vec<Job>> {
+    let on_chain = client.rpc().contracts_by_node(node_id).await?;
+    let mut jobs = Vec::new();
+    for c in &on_chain {
+        let ContractData::NodeContract(nc) = &c.contract_type else {
+            continue;
+        };
+        let local = store.local(c.contract_id)?;
+        if local.as_ref().is_none_or(|l| l.hash != nc.deployment_hash) {
+            jobs.push(Job::Deploy(c.contract_id));
+        }
+        let paused = local.as_ref().is_some_and(|l| l.paused);
+        match c.state {
+            ContractState::GracePeriod { .. } if !paused => jobs.push(Job::Pause(c.contract_id)),
+            ContractState::Created if paused => jobs.push(Job::Resume(c.contract_id)),
+            _ => {}
+        }
+    }
+    for local in store.locals()? {
+        if !on_chain.iter().any(|c| c.contract_id == local.contract_id) {
+            jobs.push(Job::Remove(local.contract_id));
+        }
+    }
+    Ok(jobs)
+}
+
+/// Follows finalized blocks and queues this node's jobs; reconnects when the chain goes away.
+async fn watch(rpc_url: String, store: Arc<Store>, node_id: NodeId, wake: Arc<Notify>) {
+    loop {
+        let session = async {
+            let client = Client::connect(&rpc_url).await?;
+            let mut heads = client
+                .rpc()
+                .subscribe_finalized_heads()
+                .await
+                .map_err(ClientError::from)?;
+            let jobs = reconcile(&client, &store, node_id).await?;
+            let head = client
+                .rpc()
+                .status()
+                .await
+                .map_err(ClientError::from)?
+                .height;
+            // Events before the reconciliation are covered by it.
+            store.push(&jobs, Some(store.height()?.map_or(head, |h| h.max(head))))?;
+            wake.notify_one();
+            while let Some(header) = heads.next().await {
+                let header = header.map_err(|e| anyhow::anyhow!("head subscription: {e}"))?;
+                let from = store.height()?.map_or(header.height, |h| h + 1);
+                for height in from..=header.height {
+                    let block = client
+                        .rpc()
+                        .block(BlockId::Height(height))
+                        .await?
+                        .context("a finalized block is missing")?;
+                    let events: Vec<Event> = block.events.into_iter().map(|r| r.event).collect();
+                    let jobs = jobs_of(&events, node_id);
+                    store.push(&jobs, Some(height))?;
+                    if !jobs.is_empty() {
+                        wake.notify_one();
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        if let Err(e) = session.await {
+            tracing::warn!("following the chain: {e:#}");
+        }
+        tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
+/// Runs queued jobs in order; a job whose run fails (the chain unreachable, say) is retried.
+async fn work(mut engine: Engine, store: Arc<Store>, wake: Arc<Notify>) {
+    loop {
+        match store.first_job() {
+            Ok(Some((seq, job))) => {
+                let started = Instant::now();
+                match engine.run(&store, job).await {
+                    Ok(local) => {
+                        if let Err(e) = store.finish(seq, job.contract(), local.as_ref()) {
+                            tracing::error!("recording job {job:?}: {e:#}");
+                        }
+                        tracing::info!(
+                            ?job,
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "job done"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(?job, "job failed, will retry: {e:#}");
+                        tokio::time::sleep(RETRY_DELAY).await;
+                    }
+                }
+            }
+            Ok(None) => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), wake.notified()).await;
+            }
+            Err(e) => {
+                tracing::error!("reading the job queue: {e:#}");
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+/// Registers, then runs the uptime reporter, the watcher and the job worker until the process ends.
+pub async fn run(
+    config: Config,
+    key: Keypair,
+    store: Arc<Store>,
+    engine_for: impl FnOnce(NodeId) -> Engine,
+) -> Result<()> {
+    let started = Instant::now();
+    let node_id = retry("registering", || register(&config, &key)).await;
+    let engine = engine_for(node_id);
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(uptime_loop(config.rpc_url.clone(), key.clone(), started));
+    tokio::spawn(watch(
+        config.rpc_url.clone(),
+        store.clone(),
+        node_id,
+        wake.clone(),
+    ));
+    work(engine, store, wake).await;
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! The provision engine: runs one job at a time from the persistent queue. Before anything runs it
+//! checks that the contract is for this node, that the deployment hashes to the contract's hash, that
+//! its signatures meet its requirement, and that its secrets open with this node's key. Then it
+//! installs workloads in type order (removals in reverse), refuses what would over-commit memory or
+//! disk with a message naming the resource, and reports each workload's state and the resources the
+//! contract uses.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use tfchain_client::Client;
+use tfchain_client::api::TfchainApiClient;
+use tfchain_runtime::Call;
+use tfchain_runtime::smart_contract::Call as ScCall;
+use tfchain_runtime::types::{ContractData, ContractResources, Resources};
+use tfgrid_types::deployment::{
+    Capacity, Deployment, ResultData, ResultState, Secret, Workload, WorkloadData, WorkloadResult,
+};
+use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
+
+use crate::capacity::memory_reserve;
+use crate::primitives::{self, zdb::ZdbServer};
+use crate::store::{Job, Local, Store};
+
+/// How long a report may take to be included.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct Engine {
+    pub rpc_url: String,
+    pub key: Keypair,
+    pub node_id: NodeId,
+    pub total: Resources,
+    pub zdb: ZdbServer,
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+fn result(name: &str, state: ResultState, message: String, data: ResultData) -> WorkloadResult {
+    WorkloadResult {
+        name: name.to_owned(),
+        created: now_s(),
+        state,
+        message,
+        data,
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1024.0 * 1024.0 * 1024.0))
+}
+
+/// Capacity of the workloads that run (ok or paused).
+fn running_capacity(local: &Local) -> Capacity {
+    local
+        .deployment
+        .workloads
+        .iter()
+        .filter(|w| {
+            local.results.iter().any(|r| {
+                r.name == w.name && matches!(r.state, ResultState::Ok | ResultState::Paused)
+            })
+        })
+        .fold(Capacity::default(), |acc, w| acc + w.data.capacity())
+}
+
+impl Engine {
+    async fn client(&self) -> Result<Client> {
+        Ok(Client::connect(&self.rpc_url).await?)
+    }
+
+    /// Runs a job; returns what the contract's local record becomes (`None`: removed).
+    pub async fn run(&mut self, store: &Store, job: Job) -> Result<Option<Local>> {
+        let old = store.local(job.contract())?;
+        match job {
+            Job::Deploy(id) => self.deploy(store, id, old).await,
+            Job::Remove(_) => {
+                if let Some(old) = old {
+                    self.remove_all(&old).await?;
+                }
+                Ok(None)
+            }
+            Job::Pause(_) | Job::Resume(_) => {
+                let Some(mut local) = old else {
+                    return Ok(None);
+                };
+                let pause = matches!(job, Job::Pause(_));
+                self.set_paused(&mut local, pause).await?;
+                self.report(&self.client().await?, &local).await?;
+                Ok(Some(local))
+            }
+        }
+    }
+
+    async fn remove_all(&mut self, local: &Local) -> Result<()> {
+        let mut workloads = local.deployment.workloads.clone();
+        workloads.sort_by_key(|w| std::cmp::Reverse(w.data.install_rank()));
+        for w in &workloads {
+            self.uninstall(local, w).await?;
+        }
+        Ok(())
+    }
+
+    async fn uninstall(&mut self, local: &Local, w: &Workload) -> Result<()> {
+        if let WorkloadData::Zdb(_) = w.data {
+            self.zdb
+                .remove(&primitives::workload_id(
+                    local.twin_id,
+                    local.contract_id,
+                    &w.name,
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_paused(&mut self, local: &mut Local, pause: bool) -> Result<()> {
+        for w in &local.deployment.workloads {
+            let Some(r) = local.results.iter_mut().find(|r| r.name == w.name) else {
+                continue;
+            };
+            if !matches!(r.state, ResultState::Ok | ResultState::Paused) {
+                continue;
+            }
+            if let WorkloadData::Zdb(_) = w.data {
+                self.zdb
+                    .lock(
+                        &primitives::workload_id(local.twin_id, local.contract_id, &w.name),
+                        pause,
+                    )
+                    .await?;
+            }
+            r.state = if pause {
+                ResultState::Paused
+            } else {
+                ResultState::Ok
+            };
+            r.created = now_s();
+        }
+        local.paused = pause;
+        Ok(())
+    }
+
+    async fn accounts(
+        client: &Client,
+        deployments: &[&Deployment],
+    ) -> Result<BTreeMap<TwinId, AccountId>> {
+        let mut accounts = BTreeMap::new();
+        for d in deployments {
+            for request in &d.signature_requirement.requests {
+                if let Some(twin) = client.rpc().twin(request.twin_id).await? {
+                    accounts.insert(request.twin_id, twin.account_id);
+                }
+            }
+        }
+        Ok(accounts)
+    }
+
+    async fn deploy(
+        &mut self,
+        store: &Store,
+        contract_id: u64,
+        old: Option<Local>,
+    ) -> Result<Option<Local>> {
+        let client = self.client().await?;
+        let Some(view) = client.rpc().contract(contract_id).await? else {
+            // The contract ended before we got to it.
+            if let Some(old) = &old {
+                self.remove_all(old).await?;
+            }
+            return Ok(None);
+        };
+        let ContractData::NodeContract(nc) = &view.contract.contract_type else {
+            return Ok(old);
+        };
+        if nc.node_id != self.node_id {
+            tracing::warn!(
+                contract_id,
+                node = nc.node_id,
+                "contract is for another node"
+            );
+            return Ok(old);
+        }
+        if old.as_ref().is_some_and(|o| o.hash == nc.deployment_hash) {
+            return Ok(old);
+        }
+        let twin_id = view.contract.twin_id;
+        let deployment = &nc.deployment;
+        let accounts = Self::accounts(&client, &[deployment]).await?;
+        let problem = if deployment.hash() != nc.deployment_hash {
+            Some(format!(
+                "refused: the deployment hashes to {}, the contract holds {}",
+                deployment.hash(),
+                nc.deployment_hash
+            ))
+        } else if let Err(e) = deployment.verify_signatures(|t| accounts.get(&t).copied()) {
+            Some(format!("refused: {e}"))
+        } else {
+            None
+        };
+        let opened = match problem {
+            Some(_) => None,
+            None => match deployment.open_secrets(&self.key) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    return self
+                        .refuse(
+                            &client,
+                            contract_id,
+                            twin_id,
+                            nc,
+                            old,
+                            format!("refused: {e}"),
+                        )
+                        .await;
+                }
+            },
+        };
+        let Some(opened) = opened else {
+            return self
+                .refuse(
+                    &client,
+                    contract_id,
+                    twin_id,
+                    nc,
+                    old,
+                    problem.expect("set"),
+                )
+                .await;
+        };
+
+        let others: Capacity = store
+            .locals()?
+            .iter()
+            .filter(|l| l.contract_id != contract_id)
+            .fold(Capacity::default(), |acc, l| acc + running_capacity(l));
+        let mut used = others;
+        let mut local = Local {
+            contract_id,
+            twin_id,
+            hash: nc.deployment_hash,
+            deployment: deployment.clone(),
+            results: Vec::new(),
+            paused: old.as_ref().is_some_and(|o| o.paused),
+        };
+        // Removals first, in reverse type order.
+        if let Some(old) = &old {
+            let mut gone: Vec<&Workload> = old
+                .deployment
+                .workloads
+                .iter()
+                .filter(|w| deployment.workload(&w.name).is_none())
+                .collect();
+            gone.sort_by_key(|w| std::cmp::Reverse(w.data.install_rank()));
+            for w in gone {
+                self.uninstall(old, w).await?;
+            }
+        }
+        let mut order: Vec<&Workload> = opened.workloads.iter().collect();
+        order.sort_by_key(|w| w.data.install_rank());
+        for w in order {
+            let previous = old.as_ref().and_then(|o| {
+                let r = o.results.iter().find(|r| r.name == w.name)?;
+                let sealed = deployment.workload(&w.name)?;
+                (o.deployment.workload(&w.name) == Some(sealed)
+                    && matches!(r.state, ResultState::Ok | ResultState::Paused))
+                .then(|| r.clone())
+            });
+            let result = match previous {
+                Some(unchanged) => {
+                    used = used + w.data.capacity();
+                    unchanged
+                }
+                None => self.install(&local, w, &mut used).await,
+            };
+            local.results.push(result);
+        }
+        if local.paused {
+            self.set_paused(&mut local, true).await?;
+        }
+        self.report(&client, &local).await?;
+        Ok(Some(local))
+    }
+
+    /// Records a refused deployment: every workload in error with the reason; what ran before stays.
+    async fn refuse(
+        &mut self,
+        client: &Client,
+        contract_id: u64,
+        twin_id: TwinId,
+        nc: &tfchain_runtime::types::NodeContract,
+        old: Option<Local>,
+        message: String,
+    ) -> Result<Option<Local>> {
+        tracing::warn!(contract_id, %message, "deployment refused");
+        let results = nc
+            .deployment
+            .workloads
+            .iter()
+            .map(|w| {
+                result(
+                    &w.name,
+                    ResultState::Error,
+                    message.clone(),
+                    ResultData::None,
+                )
+            })
+            .collect();
+        let local = Local {
+            contract_id,
+            twin_id,
+            hash: nc.deployment_hash,
+            deployment: nc.deployment.clone(),
+            results,
+            paused: false,
+        };
+        self.report(client, &local).await?;
+        // Keep the old record (what still runs) if there was one, so a later good update diffs against it.
+        Ok(old.or(Some(local)))
+    }
+
+    /// Installs one workload (secrets open) and says how it went.
+    async fn install(
+        &mut self,
+        local: &Local,
+        w: &Workload,
+        used: &mut Capacity,
+    ) -> WorkloadResult {
+        if let Some(message) = primitives::unsupported(w) {
+            return result(&w.name, ResultState::Error, message, ResultData::None);
+        }
+        let need = w.data.capacity();
+        let total = self.total;
+        let free_mru = total
+            .mru
+            .saturating_sub(memory_reserve(total.mru))
+            .saturating_sub(used.mru);
+        let checks = [
+            ("memory", need.mru, free_mru, total.mru),
+            (
+                "SSD",
+                need.sru,
+                total.sru.saturating_sub(used.sru),
+                total.sru,
+            ),
+            (
+                "HDD",
+                need.hru,
+                total.hru.saturating_sub(used.hru),
+                total.hru,
+            ),
+        ];
+        for (what, need, free, total) in checks {
+            if need > free {
+                let message = format!(
+                    "not enough {what}: the workload needs {}, the node has {} free of {}",
+                    gib(need),
+                    gib(free),
+                    gib(total)
+                );
+                return result(&w.name, ResultState::Error, message, ResultData::None);
+            }
+        }
+        let namespace = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
+        let outcome = match &w.data {
+            WorkloadData::Zdb(z) => {
+                let password = match &z.password {
+                    Secret::Plain(p) => p.clone(),
+                    Secret::Sealed(_) => String::new(),
+                };
+                self.zdb
+                    .apply(&namespace, z, &password)
+                    .await
+                    .map(|port| ResultData::Zdb {
+                        namespace: namespace.clone(),
+                        ips: vec![self.zdb.host.clone()],
+                        port,
+                    })
+            }
+            _ => unreachable!("unsupported types return above"),
+        };
+        match outcome {
+            Ok(data) => {
+                *used = *used + need;
+                result(&w.name, ResultState::Ok, String::new(), data)
+            }
+            Err(e) => result(
+                &w.name,
+                ResultState::Error,
+                format!("{e:#}"),
+                ResultData::None,
+            ),
+        }
+    }
+
+    /// Reports the workloads' states and the resources the contract uses.
+    async fn report(&self, client: &Client, local: &Local) -> Result<()> {
+        let cap = running_capacity(local);
+        let used = Resources {
+            cru: cap.cru,
+            mru: cap.mru,
+            sru: cap.sru,
+            hru: cap.hru,
+        };
+        let state = ScCall::ReportDeploymentState {
+            contract_id: local.contract_id,
+            version: local.deployment.version,
+            workloads: local.results.clone(),
+        };
+        let hash = client
+            .submit(&self.key, Call::SmartContract(state))
+            .await
+            .context("reporting the deployment state")?;
+        let resources = ScCall::ReportContractResources {
+            resources: vec![ContractResources {
+                contract_id: local.contract_id,
+                used,
+            }],
+        };
+        let second = client
+            .submit(&self.key, Call::SmartContract(resources))
+            .await
+            .context("reporting used resources")?;
+        client
+            .wait(hash, REPORT_TIMEOUT)
+            .await
+            .context("the state report")?;
+        client
+            .wait(second, REPORT_TIMEOUT)
+            .await
+            .context("the resources report")?;
+        Ok(())
+    }
+}

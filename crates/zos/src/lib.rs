@@ -1,0 +1,10 @@
+//! Zero-OS's node agent: identity, capacity, registration, uptime reports, the chain watcher, the
+//! persistent job queue, the provision engine and its primitives (0-db namespaces so far).
+
+pub mod agent;
+pub mod capacity;
+pub mod engine;
+pub mod identity;
+pub mod limits;
+pub mod primitives;
+pub mod store;

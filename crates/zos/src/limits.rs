@@ -1,0 +1,14 @@
+//! Named maxima of the node agent.
+
+use std::time::Duration;
+
+/// Jobs waiting in the persistent queue.
+pub const JOBS_MAX: usize = 10_000;
+/// Contracts listed per node at reconciliation.
+pub const CONTRACTS_PER_NODE_MAX: usize = 10_000;
+/// How long to wait for a zdb server to start.
+pub const ZDB_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait before retrying the chain after an error.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Memory kept for the system: max(10 % of total, 2 GiB), as Zero-OS reserves.
+pub const SYSTEM_MEMORY_RESERVE_MIN: u64 = 2 * 1024 * 1024 * 1024;

@@ -1,0 +1,75 @@
+//! The `zos` binary: the node agent. `zos --farm 1 --data-dir /var/lib/zos` registers this machine in
+//! farm 1 and provisions what contracts command; `--capacity` gives a virtual capacity instead.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use zos::agent::{self, Config};
+use zos::engine::Engine;
+use zos::primitives::zdb::ZdbServer;
+use zos::store::Store;
+use zos::{capacity, identity};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Zero-OS node agent")]
+struct Args {
+    /// The chain's RPC endpoint.
+    #[arg(long, env = "ZOS_CHAIN", default_value = "ws://127.0.0.1:9944")]
+    chain: String,
+    /// The farm this node belongs to.
+    #[arg(long)]
+    farm: u32,
+    /// Where the node keeps its identity, records and storage.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// A virtual capacity, `cru=4,mru=8G,sru=200G,hru=1T` [default: what the machine has].
+    #[arg(long)]
+    capacity: Option<String>,
+    /// The 0-db server binary [default: `zdb` next to this binary].
+    #[arg(long)]
+    zdb_bin: Option<PathBuf>,
+    /// The address this node's services (0-db) listen on and report.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let key = identity::load_or_create(&args.data_dir.join("identity/seed"))?;
+    tracing::info!(account = %key.account(), "node identity");
+    let capacity = match &args.capacity {
+        Some(text) => capacity::parse(text).context("--capacity")?,
+        None => capacity::detect(&args.data_dir)?,
+    };
+    let store = Arc::new(Store::open(&args.data_dir.join("zos.redb"))?);
+    let zdb_bin = match args.zdb_bin {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("zdb"),
+    };
+    let config = Config {
+        rpc_url: args.chain.clone(),
+        farm_id: args.farm,
+        capacity,
+    };
+    let zdb = ZdbServer::new(zdb_bin, args.data_dir.join("zdb"), args.host);
+    let (rpc_url, engine_key) = (args.chain, key.clone());
+    agent::run(config, key, store, move |node_id| Engine {
+        rpc_url,
+        key: engine_key,
+        node_id,
+        total: capacity,
+        zdb,
+    })
+    .await
+}

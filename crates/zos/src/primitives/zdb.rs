@@ -1,0 +1,222 @@
+//! The `zdb` primitive: the node runs one 0-db server over its storage and gives each zdb workload a
+//! namespace of its own (mode, password, public flag, size limit). Pausing locks the namespace;
+//! deleting removes it. The server outlives agent restarts: its PID and port are kept in the data
+//! directory, and a restarted agent adopts it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+use rand::RngCore;
+use tfgrid_types::deployment::{Zdb, ZdbMode};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::limits::ZDB_START_TIMEOUT;
+
+#[derive(Debug)]
+pub struct ZdbServer {
+    bin: PathBuf,
+    dir: PathBuf,
+    /// The address clients reach the server on.
+    pub host: String,
+    running: Option<Running>,
+}
+
+#[derive(Debug, Clone)]
+struct Running {
+    port: u16,
+    admin: String,
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+impl ZdbServer {
+    pub fn new(bin: PathBuf, dir: PathBuf, host: String) -> ZdbServer {
+        ZdbServer {
+            bin,
+            dir,
+            host,
+            running: None,
+        }
+    }
+
+    /// The server, started (or adopted from a previous agent) on first use.
+    async fn ensure(&mut self) -> Result<Running> {
+        if let Some(running) = &self.running {
+            return Ok(running.clone());
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        let admin_path = self.dir.join("admin");
+        let admin = match read_trimmed(&admin_path) {
+            Some(admin) => admin,
+            None => {
+                let mut bytes = [0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                let admin: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                std::fs::write(&admin_path, &admin)?;
+                admin
+            }
+        };
+        // Adopt the server a previous agent started, if it still answers.
+        if let (Some(pid), Some(port)) = (
+            read_trimmed(&self.dir.join("pid")),
+            read_trimmed(&self.dir.join("port")),
+        ) {
+            let port: u16 = port.parse().context("damaged zdb port file")?;
+            let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
+                String::from_utf8_lossy(&cmd).contains(&*self.dir.to_string_lossy())
+            });
+            let running = Running {
+                port,
+                admin: admin.clone(),
+            };
+            if ours && self.admin(&running).await.is_ok() {
+                tracing::info!(pid, port, "adopted the running zdb");
+                self.running = Some(running.clone());
+                return Ok(running);
+            }
+        }
+        let port = read_trimmed(&self.dir.join("port"))
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(0);
+        let mut child = tokio::process::Command::new(&self.bin)
+            .args([
+                "--listen",
+                &self.host,
+                "--port",
+                &port.to_string(),
+                "--admin",
+                &admin,
+                "--sync",
+            ])
+            .arg("--data")
+            .arg(self.dir.join("data"))
+            .arg("--index")
+            .arg(self.dir.join("index"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = tokio::time::timeout(ZDB_START_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = line.strip_prefix("zdb: listening on tcp ") {
+                    return Ok::<_, std::io::Error>(Some(addr.trim().to_owned()));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .context("zdb did not start in time")??
+        .context("zdb exited before listening")?;
+        // Keep draining its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let port: u16 = address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("zdb printed no port")?;
+        let pid = child.id().context("zdb has no pid")?;
+        std::fs::write(self.dir.join("pid"), pid.to_string())?;
+        std::fs::write(self.dir.join("port"), port.to_string())?;
+        // The server outlives this handle: dropping a tokio Child does not kill it.
+        drop(child);
+        tracing::info!(pid, port, "started zdb");
+        let running = Running { port, admin };
+        self.running = Some(running.clone());
+        Ok(running)
+    }
+
+    async fn admin(&self, running: &Running) -> Result<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(format!("redis://{}:{}/", self.host, running.port))?;
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .context("connecting to zdb")?;
+        redis::cmd("AUTH")
+            .arg(&running.admin)
+            .query_async::<()>(&mut con)
+            .await
+            .context("zdb admin login")?;
+        Ok(con)
+    }
+
+    async fn nsset(
+        con: &mut redis::aio::MultiplexedConnection,
+        ns: &str,
+        prop: &str,
+        value: &str,
+    ) -> Result<()> {
+        redis::cmd("NSSET")
+            .arg(ns)
+            .arg(prop)
+            .arg(value)
+            .query_async::<()>(con)
+            .await
+            .with_context(|| format!("zdb NSSET {prop}"))
+    }
+
+    /// Creates (or updates) a namespace; returns the port clients use.
+    pub async fn apply(&mut self, namespace: &str, zdb: &Zdb, password: &str) -> Result<u16> {
+        let running = self.ensure().await?;
+        let mut con = self.admin(&running).await?;
+        let created: redis::RedisResult<()> = redis::cmd("NSNEW")
+            .arg(namespace)
+            .query_async(&mut con)
+            .await;
+        match created {
+            Ok(()) => {
+                let mode = match zdb.mode {
+                    ZdbMode::User => "user",
+                    ZdbMode::Seq => "seq",
+                };
+                Self::nsset(&mut con, namespace, "mode", mode).await?;
+            }
+            Err(e) if e.to_string().contains("not available") => {} // exists: update its settings
+            Err(e) => bail!("zdb refused namespace {namespace}: {e}"),
+        }
+        Self::nsset(&mut con, namespace, "maxsize", &zdb.size.to_string()).await?;
+        Self::nsset(
+            &mut con,
+            namespace,
+            "password",
+            if password.is_empty() { "*" } else { password },
+        )
+        .await?;
+        Self::nsset(
+            &mut con,
+            namespace,
+            "public",
+            if zdb.public { "1" } else { "0" },
+        )
+        .await?;
+        Ok(running.port)
+    }
+
+    /// Locks a namespace read-only (pause) or unlocks it.
+    pub async fn lock(&mut self, namespace: &str, locked: bool) -> Result<()> {
+        let running = self.ensure().await?;
+        let mut con = self.admin(&running).await?;
+        Self::nsset(&mut con, namespace, "lock", if locked { "1" } else { "0" }).await
+    }
+
+    pub async fn remove(&mut self, namespace: &str) -> Result<()> {
+        let running = self.ensure().await?;
+        let mut con = self.admin(&running).await?;
+        let removed: redis::RedisResult<()> = redis::cmd("NSDEL")
+            .arg(namespace)
+            .query_async(&mut con)
+            .await;
+        match removed {
+            Ok(()) => Ok(()),
+            Err(e) if e.to_string().contains("doesn't exists") => Ok(()),
+            Err(e) => bail!("zdb could not remove namespace {namespace}: {e}"),
+        }
+    }
+}
