@@ -10,7 +10,7 @@ use testkit::{ChainProcess, ZosProcess, tfgrid, wait_for};
 use tfchain_client::Client;
 use tfchain_client::api::{BlockId, ContractView, TfchainApiClient};
 use tfchain_runtime::types::ContractData;
-use tfchain_runtime::{Call, Event, balances};
+use tfchain_runtime::{Call, Event, Transaction, balances};
 use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 
@@ -241,4 +241,155 @@ async fn find_event_height(client: &Client, f: impl Fn(&Event) -> bool) -> u64 {
         }
     }
     panic!("no such event up to block {head}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grace_period_pauses_and_top_up_resumes() {
+    let chain = ChainProcess::start_with(|spec| {
+        spec["block_time_ms"] = json!(200);
+        spec["genesis"]["params"]["billing_period_blocks"] = json!(5);
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let url = chain.rpc_url();
+    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
+    let client = chain.client().await;
+    ok(cli(&["--key", "//Alice", "twin", "create"]));
+    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
+    let seed = Hash32::of("zos test", b"node grace").0;
+    let alice = Keypair::from_uri("//Alice").unwrap();
+    let node_key = Keypair::from_seed(seed);
+    client
+        .execute(
+            &alice,
+            Call::Balances(balances::Call::Transfer {
+                dest: node_key.account(),
+                amount: UNITS_PER_TFT,
+            }),
+        )
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let zos = ZosProcess::start(&url, 1, "cru=4,mru=8G,sru=100G,hru=2T", data.path(), seed);
+
+    // A user with 1 TFT deploys a 1 TB 0-db (about 0.5 TFT an hour, billed every second).
+    let user = Keypair::from_uri("//GraceUser").unwrap();
+    client
+        .execute(
+            &alice,
+            Call::Balances(balances::Call::Transfer {
+                dest: user.account(),
+                amount: UNITS_PER_TFT,
+            }),
+        )
+        .await
+        .unwrap();
+    ok(cli(&["--key", "//GraceUser", "twin", "create"]));
+    let file = zdb_file(home.path(), "db", 1024 * GIB, "pw");
+    wait_for("the node", Duration::from_secs(30), || async {
+        client.rpc().node(1).await.ok()?
+    })
+    .await;
+    ok(cli(&[
+        "--key",
+        "//GraceUser",
+        "contract",
+        "create",
+        "--node",
+        "1",
+        &file,
+    ]));
+    let result = reported(&client, 1, "db").await;
+    assert_eq!(
+        result.state,
+        ResultState::Ok,
+        "{}\n{}",
+        result.message,
+        zos.log()
+    );
+    let ResultData::Zdb {
+        namespace: ns,
+        port,
+        ..
+    } = result.data
+    else {
+        panic!()
+    };
+    let write = |value: &'static str| {
+        let ns = ns.clone();
+        async move {
+            let mut con = namespace(port, &ns, "pw").await?;
+            redis::cmd("SET")
+                .arg("k")
+                .arg(value)
+                .query_async::<Vec<u8>>(&mut con)
+                .await
+        }
+    };
+    write("before").await.unwrap();
+
+    // The user spends everything: the next bill cannot be paid, the contract enters its grace
+    // period, and the node pauses the namespace (read-only).
+    // (A bill may land between reading the balance and spending it: then try again.)
+    let mut attempts = 0;
+    loop {
+        let free = client.rpc().account(user.account()).await.unwrap().free;
+        let probe = Transaction {
+            signer: user.account(),
+            nonce: 0,
+            call: drain_call(&alice, free),
+        }
+        .sign(&user, &client.genesis_hash());
+        let fee = client
+            .rpc()
+            .dry_run(format!("0x{}", hex::encode(probe.encode())))
+            .await
+            .unwrap()
+            .fee;
+        match client.execute(&user, drain_call(&alice, free - fee)).await {
+            Ok(_) => break,
+            Err(e) if attempts < 10 && e.to_string().contains("insufficient funds") => {
+                attempts += 1
+            }
+            Err(e) => panic!("draining the user: {e}"),
+        }
+    }
+    wait_for("the pause", Duration::from_secs(30), || async {
+        write("paused").await.is_err().then_some(())
+    })
+    .await;
+    wait_for("the paused report", Duration::from_secs(30), || async {
+        (reported(&client, 1, "db").await.state == ResultState::Paused).then_some(())
+    })
+    .await;
+
+    // A top-up restores the contract at the next bill, and the node resumes the namespace.
+    client
+        .execute(
+            &alice,
+            Call::Balances(balances::Call::Transfer {
+                dest: user.account(),
+                amount: 10 * UNITS_PER_TFT,
+            }),
+        )
+        .await
+        .unwrap();
+    wait_for("the resume", Duration::from_secs(30), || async {
+        write("after").await.ok()
+    })
+    .await;
+    let mut con = namespace(port, &ns, "pw").await.unwrap();
+    let value: String = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(value, "after");
+}
+
+fn drain_call(to: &Keypair, amount: u128) -> Call {
+    Call::Balances(balances::Call::Transfer {
+        dest: to.account(),
+        amount,
+    })
 }
