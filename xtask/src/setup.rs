@@ -5,7 +5,12 @@ use anyhow::{Context, Result, bail};
 use std::process::Command;
 
 /// Debian packages the test suite needs: (package, a command it provides that tells it is installed).
-pub const TEST_PACKAGES: &[(&str, &str)] = &[];
+pub const TEST_PACKAGES: &[(&str, &str)] = &[
+    // Containers on nodes: the OCI runtime, a static busybox for the test image, mkfs for layers.
+    ("runc", "runc"),
+    ("busybox-static", "busybox"),
+    ("e2fsprogs", "mkfs.ext4"),
+];
 
 /// Debian packages `cargo xtask bench zdb` needs: the peer server and its load generator.
 pub const BENCH_ZDB_PACKAGES: &[(&str, &str)] = &[

@@ -12,7 +12,8 @@ use tfgrid_types::{AccountId, Keypair, format_tft, parse_tft};
 use crate::keystore::Keystore;
 use crate::output::{Output, fields, gib, table};
 use crate::{
-    ChainCmd, Cli, Command, ContractCmd, FarmCmd, KeysCmd, KvCmd, NodeCmd, TwinCmd, contracts,
+    ChainCmd, Cli, Command, ContractCmd, FarmCmd, HubCmd, ImageCmd, KeysCmd, KvCmd, NodeCmd,
+    TwinCmd, contracts, hub,
 };
 
 pub struct Ctx {
@@ -135,6 +136,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Kv(cmd) => kv(&ctx, cmd).await,
+        Command::Image(ImageCmd::Push { archive, hub_dir }) => {
+            let pushed = hub::push(&archive, &hub_dir)?;
+            ctx.out.show(&pushed, |p| {
+                fields(&[
+                    ("hash", p.hash.clone()),
+                    ("file", p.file.clone()),
+                    ("size", format!("{} bytes", p.size_bytes)),
+                ])
+            });
+            Ok(())
+        }
+        Command::Hub(HubCmd::Serve { dir, listen }) => hub::serve(dir, listen).await,
         Command::Contract(cmd) => match cmd {
             ContractCmd::Create { node, file } => contracts::create(&ctx, node, &file).await,
             ContractCmd::Update { id, file } => contracts::update(&ctx, id, &file).await,

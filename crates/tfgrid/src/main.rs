@@ -4,6 +4,7 @@
 
 mod commands;
 mod contracts;
+mod hub;
 mod keystore;
 mod output;
 
@@ -53,6 +54,32 @@ pub enum Command {
     /// Contracts: deployments on nodes, names, rented nodes.
     #[command(subcommand)]
     Contract(ContractCmd),
+    /// Store an image archive (tar) in a hub directory, named by its blake3 hash.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Serve a hub directory over HTTP.
+    #[command(subcommand)]
+    Hub(HubCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    /// Prints the hash to put in a zmachine's `flist_hash`, and the file name to append to the hub URL.
+    Push {
+        archive: std::path::PathBuf,
+        #[arg(long)]
+        hub_dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HubCmd {
+    Serve {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Subcommand, Debug)]

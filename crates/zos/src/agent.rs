@@ -250,8 +250,10 @@ async fn watch(rpc_url: String, store: Arc<Store>, node_id: NodeId, wake: Arc<No
     }
 }
 
-/// Runs queued jobs in order; a job whose run fails (the chain unreachable, say) is retried.
+/// Runs queued jobs in order; a job whose run fails (the chain unreachable, say) is retried. When
+/// idle, restarts containers that exited.
 async fn work(mut engine: Engine, store: Arc<Store>, wake: Arc<Notify>) {
+    let mut backoff = std::collections::BTreeMap::new();
     loop {
         match store.first_job() {
             Ok(Some((seq, job))) => {
@@ -274,7 +276,10 @@ async fn work(mut engine: Engine, store: Arc<Store>, wake: Arc<Notify>) {
                 }
             }
             Ok(None) => {
-                let _ = tokio::time::timeout(Duration::from_secs(5), wake.notified()).await;
+                if let Err(e) = engine.restart_exited(&store, &mut backoff).await {
+                    tracing::warn!("checking containers: {e:#}");
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
             }
             Err(e) => {
                 tracing::error!("reading the job queue: {e:#}");

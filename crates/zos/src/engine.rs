@@ -20,7 +20,8 @@ use tfgrid_types::deployment::{
 use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
 
 use crate::capacity::memory_reserve;
-use crate::primitives::{self, zdb::ZdbServer};
+use crate::images::Images;
+use crate::primitives::{self, container::Containers, zdb::ZdbServer};
 use crate::store::{Job, Local, Store};
 
 /// How long a report may take to be included.
@@ -33,6 +34,10 @@ pub struct Engine {
     pub node_id: NodeId,
     pub total: Resources,
     pub zdb: ZdbServer,
+    pub containers: Containers,
+    /// Why containers cannot run on this node, if they cannot (no runtime, not root).
+    pub containers_unavailable: Option<String>,
+    pub images: Images,
 }
 
 fn now_s() -> u64 {
@@ -108,14 +113,14 @@ impl Engine {
     }
 
     async fn uninstall(&mut self, local: &Local, w: &Workload) -> Result<()> {
-        if let WorkloadData::Zdb(_) = w.data {
-            self.zdb
-                .remove(&primitives::workload_id(
-                    local.twin_id,
-                    local.contract_id,
-                    &w.name,
-                ))
-                .await?;
+        let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
+        match w.data {
+            WorkloadData::Zdb(_) => self.zdb.remove(&id).await?,
+            WorkloadData::Zmachine(_) => {
+                let containers = self.containers.clone();
+                tokio::task::spawn_blocking(move || containers.remove(&id)).await??;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -128,13 +133,11 @@ impl Engine {
             if !matches!(r.state, ResultState::Ok | ResultState::Paused) {
                 continue;
             }
-            if let WorkloadData::Zdb(_) = w.data {
-                self.zdb
-                    .lock(
-                        &primitives::workload_id(local.twin_id, local.contract_id, &w.name),
-                        pause,
-                    )
-                    .await?;
+            let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
+            match w.data {
+                WorkloadData::Zdb(_) => self.zdb.lock(&id, pause).await?,
+                WorkloadData::Zmachine(_) => self.containers.pause(&id, pause)?,
+                _ => {}
             }
             r.state = if pause {
                 ResultState::Paused
@@ -332,7 +335,7 @@ impl Engine {
         w: &Workload,
         used: &mut Capacity,
     ) -> WorkloadResult {
-        if let Some(message) = primitives::unsupported(w) {
+        if let Some(message) = primitives::unsupported(w, self.containers_unavailable.as_deref()) {
             return result(&w.name, ResultState::Error, message, ResultData::None);
         }
         let need = w.data.capacity();
@@ -383,6 +386,31 @@ impl Engine {
                         port,
                     })
             }
+            WorkloadData::Zmachine(m) => {
+                let (images, containers, machine, id, name) = (
+                    self.images.clone(),
+                    self.containers.clone(),
+                    m.clone(),
+                    namespace.clone(),
+                    w.name.clone(),
+                );
+                let started = tokio::task::spawn_blocking(move || {
+                    let root = images.root(&machine.flist, &machine.flist_hash)?;
+                    containers.start(&id, &name, &machine, &root)
+                })
+                .await
+                .context("the container task");
+                match started {
+                    Ok(Ok(())) => Ok(ResultData::Zmachine {
+                        id: namespace.clone(),
+                        ip: String::new(),
+                    }),
+                    Ok(Err(e)) | Err(e) => {
+                        let _ = self.containers.remove(&namespace);
+                        Err(e)
+                    }
+                }
+            }
             _ => unreachable!("unsupported types return above"),
         };
         match outcome {
@@ -397,6 +425,55 @@ impl Engine {
                 ResultData::None,
             ),
         }
+    }
+
+    /// Restarts the containers that should run but exited, at most once per back-off delay each
+    /// (doubling from 1 s to 1 min while they keep exiting).
+    pub async fn restart_exited(
+        &mut self,
+        store: &Store,
+        backoff: &mut BTreeMap<String, (u32, std::time::Instant)>,
+    ) -> Result<()> {
+        for local in store.locals()? {
+            if local.paused {
+                continue;
+            }
+            for w in &local.deployment.workloads {
+                let WorkloadData::Zmachine(_) = &w.data else {
+                    continue;
+                };
+                let running = local
+                    .results
+                    .iter()
+                    .any(|r| r.name == w.name && r.state == ResultState::Ok);
+                let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
+                if !running || self.containers.status(&id).as_deref() == Some("running") {
+                    continue;
+                }
+                let (tries, last) = match backoff.get(&id) {
+                    Some(&(tries, last)) => (tries, Some(last)),
+                    None => (0, None),
+                };
+                if last.is_some_and(|l: std::time::Instant| {
+                    l.elapsed() < Duration::from_secs(1u64 << tries.min(6))
+                }) {
+                    continue;
+                }
+                let opened = local.deployment.open_secrets(&self.key)?;
+                let Some(WorkloadData::Zmachine(m)) =
+                    opened.workload(&w.name).map(|w| w.data.clone())
+                else {
+                    continue;
+                };
+                let root = self.images.root(&m.flist, &m.flist_hash)?;
+                tracing::warn!(container = %id, restarts = tries + 1, "the container exited: restarting it");
+                if let Err(e) = self.containers.start(&id, &w.name, &m, &root) {
+                    tracing::warn!(container = %id, "restart failed: {e:#}");
+                }
+                backoff.insert(id, (tries + 1, std::time::Instant::now()));
+            }
+        }
+        Ok(())
     }
 
     /// Reports the workloads' states and the resources the contract uses.

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod capacity;
 pub mod engine;
 pub mod identity;
+pub mod images;
 pub mod limits;
 pub mod primitives;
 pub mod store;

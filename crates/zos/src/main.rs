@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use zos::agent::{self, Config};
 use zos::engine::Engine;
+use zos::images::Images;
+use zos::primitives::container::Containers;
 use zos::primitives::zdb::ZdbServer;
 use zos::store::Store;
 use zos::{capacity, identity};
@@ -30,6 +32,9 @@ struct Args {
     /// The 0-db server binary [default: `zdb` next to this binary].
     #[arg(long)]
     zdb_bin: Option<PathBuf>,
+    /// The OCI runtime that runs containers (`runc`; crun 1.8 refuses hybrid cgroup layouts).
+    #[arg(long, default_value = "runc")]
+    runtime: String,
     /// The address this node's services (0-db) listen on and report.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -63,6 +68,13 @@ async fn main() -> Result<()> {
         capacity,
     };
     let zdb = ZdbServer::new(zdb_bin, args.data_dir.join("zdb"), args.host);
+    let containers = Containers::new(args.data_dir.join("containers"), args.runtime);
+    let containers_unavailable = containers.available().err().map(|e| format!("{e:#}"));
+    match &containers_unavailable {
+        None => tracing::info!("features: zdb, zmachine (containers)"),
+        Some(why) => tracing::warn!("features: zdb; no containers: {why}"),
+    }
+    let images = Images::new(args.data_dir.join("images"));
     let (rpc_url, engine_key) = (args.chain, key.clone());
     agent::run(config, key, store, move |node_id| Engine {
         rpc_url,
@@ -70,6 +82,9 @@ async fn main() -> Result<()> {
         node_id,
         total: capacity,
         zdb,
+        containers,
+        containers_unavailable,
+        images,
     })
     .await
 }

@@ -393,3 +393,215 @@ fn drain_call(to: &Keypair, amount: u128) -> Call {
         amount,
     })
 }
+
+/// A process killed when the test ends.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A busybox image (Debian's static busybox), as a tar archive.
+fn busybox_image(dir: &std::path::Path) -> std::path::PathBuf {
+    let root = dir.join("rootfs");
+    for sub in ["bin", "tmp", "proc", "dev", "sys", "etc"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static is installed");
+    for tool in ["sh", "sleep", "cat", "echo", "env", "ls"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    let archive = dir.join("image.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["-cf"])
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    archive
+}
+
+fn runc_status(data: &std::path::Path, id: &str) -> Option<(String, u64)> {
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(data.join("containers/.runc"))
+        .args(["state", id])
+        .output()
+        .ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some((state["status"].as_str()?.to_owned(), state["pid"].as_u64()?))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zos_runs_containers_from_verified_images() {
+    let chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(200)).await;
+    let home = tempfile::tempdir().unwrap();
+    let url = chain.rpc_url();
+    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
+    let client = chain.client().await;
+    ok(cli(&["--key", "//Alice", "twin", "create"]));
+    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
+
+    // The image goes to a hub, named by its hash.
+    let hub_dir = home.path().join("hub");
+    let pushed: serde_json::Value = serde_json::from_str(&ok(cli(&[
+        "--json",
+        "image",
+        "push",
+        busybox_image(home.path()).to_str().unwrap(),
+        "--hub-dir",
+        hub_dir.to_str().unwrap(),
+    ])))
+    .unwrap();
+    let hash = pushed["hash"].as_str().unwrap().to_owned();
+    let hub_addr = format!("127.0.0.1:{}", testkit::free_port());
+    let _hub = Guard(
+        std::process::Command::new(testkit::bin("tfgrid"))
+            .args([
+                "hub",
+                "serve",
+                "--dir",
+                hub_dir.to_str().unwrap(),
+                "--listen",
+                &hub_addr,
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let seed = Hash32::of("zos test", b"node containers").0;
+    let alice = Keypair::from_uri("//Alice").unwrap();
+    client
+        .execute(
+            &alice,
+            Call::Balances(balances::Call::Transfer {
+                dest: Keypair::from_seed(seed).account(),
+                amount: UNITS_PER_TFT,
+            }),
+        )
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let zos = ZosProcess::start(&url, 1, "cru=4,mru=8G,sru=100G,hru=50G", data.path(), seed);
+    wait_for("the node", Duration::from_secs(30), || async {
+        client.rpc().node(1).await.ok()?
+    })
+    .await;
+    ok(cli(&["--key", "//Bob", "twin", "create"]));
+
+    let machine = |name: &str, image_hash: &str| {
+        json!({ "version": 0, "name": name, "type": "zmachine", "data": {
+            "flist": format!("http://{hub_addr}/{hash}.tar"), "flist_hash": image_hash,
+            "network": { "interfaces": [{ "network": "net", "ip": "10.20.1.2" }] },
+            "compute_capacity": { "cpu": 1, "memory": 268435456 },
+            "entrypoint": "echo $GREETING > /tmp/greeting; exec sleep 1000",
+            "env": { "GREETING": { "plain": "hello grid" } } } })
+    };
+    let file = home.path().join("vm.json");
+    std::fs::write(
+        &file,
+        json!({ "workloads": [machine("web", &hash)] }).to_string(),
+    )
+    .unwrap();
+    ok(cli(&[
+        "--key",
+        "//Bob",
+        "contract",
+        "create",
+        "--node",
+        "1",
+        file.to_str().unwrap(),
+    ]));
+    let result = reported(&client, 1, "web").await;
+    assert_eq!(
+        result.state,
+        ResultState::Ok,
+        "{}\n{}",
+        result.message,
+        zos.log()
+    );
+    let id = "3-1-web";
+
+    // Running, with its memory limit and its (sealed on chain, opened by the node) environment.
+    let (status, pid) = runc_status(data.path(), id).expect("the container exists");
+    assert_eq!(status, "running");
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/zos/{id}/memory.limit_in_bytes"
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), "268435456");
+    let greeting = data
+        .path()
+        .join(format!("containers/{id}/rootfs/tmp/greeting"));
+    let text = wait_for(
+        "the entrypoint's output",
+        Duration::from_secs(10),
+        || async { std::fs::read_to_string(&greeting).ok() },
+    )
+    .await;
+    assert_eq!(text, "hello grid\n");
+
+    // A container that exits is restarted.
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for("the restart", Duration::from_secs(30), || async {
+        runc_status(data.path(), id)
+            .filter(|(s, p)| s == "running" && *p != pid)
+            .map(|_| ())
+    })
+    .await;
+
+    // An image whose bytes do not match the deployment's hash is refused.
+    let bad = home.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        json!({ "workloads": [machine("other", &"0".repeat(64))] }).to_string(),
+    )
+    .unwrap();
+    ok(cli(&[
+        "--key",
+        "//Bob",
+        "contract",
+        "create",
+        "--node",
+        "1",
+        bad.to_str().unwrap(),
+    ]));
+    let refused = reported(&client, 2, "other").await;
+    assert_eq!(refused.state, ResultState::Error);
+    assert!(
+        refused.message.contains("the deployment expects"),
+        "{}",
+        refused.message
+    );
+
+    // Cancel: nothing left behind: no container, no mounts, no files.
+    ok(cli(&["--key", "//Bob", "contract", "cancel", "1"]));
+    let container_dir = data.path().join(format!("containers/{id}"));
+    wait_for(
+        "the container's removal",
+        Duration::from_secs(30),
+        || async { (!container_dir.exists()).then_some(()) },
+    )
+    .await;
+    assert!(runc_status(data.path(), id).is_none());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(&*data.path().to_string_lossy()),
+        "mounts left behind"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/memory/zos/{id}")).exists(),
+        "cgroup left behind"
+    );
+}

@@ -1,20 +1,26 @@
 //! Primitives: what turns a workload into something running on the node. This node runs `zdb`
-//! workloads; the other types are refused with a message saying so, until their primitive exists.
+//! workloads and `zmachine`s as containers; the other types are refused with a message saying so,
+//! until their primitive exists.
 
+pub mod container;
 pub mod zdb;
 
 use tfgrid_types::deployment::{Workload, WorkloadData};
 
-/// The namespace (and later, the name of anything a workload creates): `<twin>-<contract>-<name>`,
-/// as Zero-OS names workloads.
+/// The name of what a workload creates (namespace, container): `<twin>-<contract>-<name>`, as
+/// Zero-OS names workloads.
 pub fn workload_id(twin: u32, contract: u64, name: &str) -> String {
     format!("{twin}-{contract}-{name}")
 }
 
-/// Why a workload cannot run on this node, if it cannot.
-pub fn unsupported(workload: &Workload) -> Option<String> {
+/// Why a workload cannot run on this node, if it cannot. `containers` says why containers cannot
+/// run here, when they cannot.
+pub fn unsupported(workload: &Workload, containers: Option<&str>) -> Option<String> {
     match workload.data {
         WorkloadData::Zdb(_) => None,
+        WorkloadData::Zmachine(_) => {
+            containers.map(|why| format!("this node cannot run zmachines: {why}"))
+        }
         ref other => Some(format!(
             "{} workloads are not supported by this node yet",
             other.type_name()

@@ -1,0 +1,70 @@
+//! The image hub: content-addressed image archives (tar) named by the blake3 of their bytes, served
+//! over HTTP, so a deployment names an image by URL and hash and a node can check what it fetched.
+//! `tfgrid image push` stores an archive; `tfgrid hub serve` serves the store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Pushed {
+    pub hash: String,
+    pub file: String,
+    pub size_bytes: u64,
+}
+
+/// Stores an archive in the hub directory under its hash.
+pub fn push(archive: &Path, dir: &Path) -> Result<Pushed> {
+    let bytes = std::fs::read(archive).with_context(|| format!("reading {}", archive.display()))?;
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = format!("{hash}.tar");
+    let tmp = dir.join(format!("{file}.part"));
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, dir.join(&file))?;
+    Ok(Pushed {
+        hash,
+        file,
+        size_bytes: bytes.len() as u64,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    name.strip_suffix(".tar")
+        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+async fn get(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
+    if !valid_name(&name) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "an image is <64 hex digits>.tar".to_string(),
+        )
+            .into_response();
+    }
+    match tokio::fs::read(dir.join(&name)).await {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, format!("no image {name}")).into_response(),
+    }
+}
+
+/// Serves the hub directory until the process ends.
+pub async fn serve(dir: PathBuf, listen: SocketAddr) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let app = axum::Router::new()
+        .route("/{name}", axum::routing::get(get))
+        .with_state(dir);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!("hub serving on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}

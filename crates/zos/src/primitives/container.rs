@@ -1,0 +1,229 @@
+//! The `zmachine` primitive in container mode: the image's root (shared, read-only) under an overlay
+//! whose writable layer is a file system of the requested size (an ext4 image on a loop device), run
+//! by an OCI runtime (`runc`) with the requested CPU and memory as cgroup limits, its environment and
+//! entrypoint, in a network namespace of its own, its output kept in a log. Pausing freezes it;
+//! removing kills it and unmounts and deletes everything it used.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use tfgrid_types::deployment::{Secret, Zmachine};
+
+#[derive(Debug, Clone)]
+pub struct Containers {
+    /// One directory per container: layer image, mounts, bundle, log.
+    dir: PathBuf,
+    /// runc's state directory.
+    state: PathBuf,
+    runtime: String,
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let target = path.to_string_lossy();
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(&*target))
+}
+
+impl Containers {
+    pub fn new(dir: PathBuf, runtime: String) -> Containers {
+        let state = dir.join(".runc");
+        Containers {
+            dir,
+            state,
+            runtime,
+        }
+    }
+
+    /// Whether the OCI runtime is there and this process may run containers (root).
+    pub fn available(&self) -> Result<()> {
+        run(Command::new(&self.runtime).arg("--version"))
+            .with_context(|| format!("the OCI runtime {:?} is not installed", self.runtime))?;
+        let uid = run(Command::new("id").arg("-u"))?;
+        if uid.trim() != "0" {
+            bail!("running containers needs root");
+        }
+        Ok(())
+    }
+
+    fn runc(&self) -> Command {
+        let mut cmd = Command::new(&self.runtime);
+        cmd.arg("--root").arg(&self.state);
+        cmd
+    }
+
+    /// The container's status as the runtime sees it (`running`, `paused`, `stopped`), if it exists.
+    pub fn status(&self, id: &str) -> Option<String> {
+        let out = self.runc().args(["state", id]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        state["status"].as_str().map(str::to_owned)
+    }
+
+    /// Starts (or restarts) a container of `machine` (its secrets open) over the image root `image`.
+    pub fn start(&self, id: &str, hostname: &str, machine: &Zmachine, image: &Path) -> Result<()> {
+        let dir = self.dir.join(id);
+        let (layer_img, layer, rootfs) =
+            (dir.join("layer.img"), dir.join("layer"), dir.join("rootfs"));
+        std::fs::create_dir_all(&layer)?;
+        std::fs::create_dir_all(&rootfs)?;
+        std::fs::create_dir_all(&self.state)?;
+        if self.status(id).is_some() {
+            run(self.runc().args(["delete", "--force", id]))?;
+        }
+        if !mounted(&layer) {
+            if !layer_img.exists() {
+                let file = std::fs::File::create(&layer_img)?;
+                file.set_len(machine.root_size())?;
+                run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&layer_img))?;
+            }
+            run(Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&layer_img)
+                .arg(&layer))?;
+        }
+        std::fs::create_dir_all(layer.join("upper"))?;
+        std::fs::create_dir_all(layer.join("work"))?;
+        if !mounted(&rootfs) {
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                image.display(),
+                layer.join("upper").display(),
+                layer.join("work").display()
+            );
+            run(Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o", &options])
+                .arg(&rootfs))?;
+        }
+        let mut env =
+            vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+        for (key, value) in &machine.env {
+            let Secret::Plain(value) = value else {
+                bail!("environment variable {key} is still sealed")
+            };
+            env.push(format!("{key}={value}"));
+        }
+        let args = if machine.entrypoint.is_empty() {
+            vec!["/sbin/init".to_string()]
+        } else {
+            vec!["/bin/sh".into(), "-c".into(), machine.entrypoint.clone()]
+        };
+        let caps = [
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE",
+        ];
+        let config = json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": { "uid": 0, "gid": 0 },
+                "args": args,
+                "env": env,
+                "cwd": "/",
+                "noNewPrivileges": true,
+                "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+                "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }]
+            },
+            "root": { "path": rootfs, "readonly": false },
+            "hostname": hostname,
+            "mounts": [
+                { "destination": "/proc", "type": "proc", "source": "proc" },
+                { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+                { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+                { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+                { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] }
+            ],
+            "linux": {
+                "cgroupsPath": format!("/zos/{id}"),
+                "resources": {
+                    "memory": { "limit": machine.compute_capacity.memory },
+                    "cpu": { "quota": machine.compute_capacity.cpu as i64 * 100_000, "period": 100_000 },
+                    "devices": [{ "allow": false, "access": "rwm" }]
+                },
+                "namespaces": [{ "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }],
+                "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+            }
+        });
+        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("output.log"))?;
+        let status = self
+            .runc()
+            .args(["run", "--detach", "--bundle"])
+            .arg(&dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .context("running runc")?;
+        if !status.success() {
+            let log = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
+            bail!(
+                "the container did not start: {}",
+                log.lines().last().unwrap_or("runc failed")
+            );
+        }
+        Ok(())
+    }
+
+    pub fn pause(&self, id: &str, pause: bool) -> Result<()> {
+        run(self
+            .runc()
+            .args([if pause { "pause" } else { "resume" }, id]))?;
+        Ok(())
+    }
+
+    /// Kills the container and removes everything it used: runtime state, mounts, files.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        if self.status(id).is_some() {
+            run(self.runc().args(["delete", "--force", id]))?;
+        }
+        let dir = self.dir.join(id);
+        for mount in [dir.join("rootfs"), dir.join("layer")] {
+            if mounted(&mount) {
+                run(Command::new("umount").arg(&mount))?;
+            }
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The directory holding a container's files (for its log and tests).
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+}
