@@ -21,7 +21,7 @@ use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
 
 use crate::capacity::memory_reserve;
 use crate::images::Images;
-use crate::primitives::{self, container::Containers, zdb::ZdbServer};
+use crate::primitives::{self, container::Containers, volume::Volumes, zdb::ZdbServer};
 use crate::store::{Job, Local, Store};
 
 /// How long a report may take to be included.
@@ -38,6 +38,7 @@ pub struct Engine {
     /// Why containers cannot run on this node, if they cannot (no runtime, not root).
     pub containers_unavailable: Option<String>,
     pub images: Images,
+    pub volumes: Volumes,
 }
 
 fn now_s() -> u64 {
@@ -119,6 +120,10 @@ impl Engine {
             WorkloadData::Zmachine(_) => {
                 let containers = self.containers.clone();
                 tokio::task::spawn_blocking(move || containers.remove(&id)).await??;
+            }
+            WorkloadData::Zmount(_) | WorkloadData::Volume(_) => {
+                let volumes = self.volumes.clone();
+                tokio::task::spawn_blocking(move || volumes.remove(&id)).await??;
             }
             _ => {}
         }
@@ -386,7 +391,24 @@ impl Engine {
                         port,
                     })
             }
+            WorkloadData::Zmount(tfgrid_types::deployment::Zmount { size })
+            | WorkloadData::Volume(tfgrid_types::deployment::Volume { size }) => {
+                let (volumes, id, size) = (self.volumes.clone(), namespace.clone(), *size);
+                let made = tokio::task::spawn_blocking(move || volumes.ensure(&id, size))
+                    .await
+                    .context("the volume task");
+                match (made, &w.data) {
+                    (Ok(Ok(_)), WorkloadData::Zmount(_)) => Ok(ResultData::Zmount {
+                        volume_id: namespace.clone(),
+                    }),
+                    (Ok(Ok(_)), _) => Ok(ResultData::Volume {
+                        id: namespace.clone(),
+                    }),
+                    (Ok(Err(e)), _) | (Err(e), _) => Err(e),
+                }
+            }
             WorkloadData::Zmachine(m) => {
+                let mounts = self.mounts(local, m);
                 let (images, containers, machine, id, name) = (
                     self.images.clone(),
                     self.containers.clone(),
@@ -395,8 +417,9 @@ impl Engine {
                     w.name.clone(),
                 );
                 let started = tokio::task::spawn_blocking(move || {
+                    let mounts = mounts?;
                     let root = images.root(&machine.flist, &machine.flist_hash)?;
-                    containers.start(&id, &name, &machine, &root)
+                    containers.start(&id, &name, &machine, &root, &mounts)
                 })
                 .await
                 .context("the container task");
@@ -425,6 +448,30 @@ impl Engine {
                 ResultData::None,
             ),
         }
+    }
+
+    /// The volumes a machine mounts, as (host directory, mountpoint); each must be mounted already
+    /// (volumes install before machines).
+    fn mounts(
+        &self,
+        local: &Local,
+        machine: &tfgrid_types::deployment::Zmachine,
+    ) -> Result<Vec<(std::path::PathBuf, String)>> {
+        machine
+            .mounts
+            .iter()
+            .map(|mount| {
+                let path = self.volumes.path(&primitives::workload_id(
+                    local.twin_id,
+                    local.contract_id,
+                    &mount.name,
+                ));
+                if !primitives::volume::mounted(&path) {
+                    anyhow::bail!("the volume {:?} is not ready", mount.name);
+                }
+                Ok((path, mount.mountpoint.clone()))
+            })
+            .collect()
     }
 
     /// Restarts the containers that should run but exited, at most once per back-off delay each
@@ -467,7 +514,10 @@ impl Engine {
                 };
                 let root = self.images.root(&m.flist, &m.flist_hash)?;
                 tracing::warn!(container = %id, restarts = tries + 1, "the container exited: restarting it");
-                if let Err(e) = self.containers.start(&id, &w.name, &m, &root) {
+                let started = self
+                    .mounts(&local, &m)
+                    .and_then(|mounts| self.containers.start(&id, &w.name, &m, &root, &mounts));
+                if let Err(e) = started {
                     tracing::warn!(container = %id, "restart failed: {e:#}");
                 }
                 backoff.insert(id, (tries + 1, std::time::Instant::now()));

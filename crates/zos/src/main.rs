@@ -10,6 +10,7 @@ use zos::agent::{self, Config};
 use zos::engine::Engine;
 use zos::images::Images;
 use zos::primitives::container::Containers;
+use zos::primitives::volume::Volumes;
 use zos::primitives::zdb::ZdbServer;
 use zos::store::Store;
 use zos::{capacity, identity};
@@ -75,6 +76,7 @@ async fn main() -> Result<()> {
         Some(why) => tracing::warn!("features: zdb; no containers: {why}"),
     }
     let images = Images::new(args.data_dir.join("images"));
+    let volumes = Volumes::new(args.data_dir.join("volumes"));
     let (rpc_url, engine_key) = (args.chain, key.clone());
     agent::run(config, key, store, move |node_id| Engine {
         rpc_url,
@@ -85,6 +87,7 @@ async fn main() -> Result<()> {
         containers,
         containers_unavailable,
         images,
+        volumes,
     })
     .await
 }

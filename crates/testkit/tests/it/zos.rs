@@ -412,7 +412,7 @@ fn busybox_image(dir: &std::path::Path) -> std::path::PathBuf {
     }
     std::fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
         .expect("busybox-static is installed");
-    for tool in ["sh", "sleep", "cat", "echo", "env", "ls"] {
+    for tool in ["sh", "sleep", "cat", "echo", "env", "ls", "head"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
     }
     let archive = dir.join("image.tar");
@@ -502,13 +502,16 @@ async fn zos_runs_containers_from_verified_images() {
             "flist": format!("http://{hub_addr}/{hash}.tar"), "flist_hash": image_hash,
             "network": { "interfaces": [{ "network": "net", "ip": "10.20.1.2" }] },
             "compute_capacity": { "cpu": 1, "memory": 268435456 },
-            "entrypoint": "echo $GREETING > /tmp/greeting; exec sleep 1000",
+            "mounts": [{ "name": "vol", "mountpoint": "/data" }],
+            "entrypoint": "echo $GREETING > /tmp/greeting; echo $GREETING > /data/greeting; \
+                head -c 100000000 /dev/zero > /data/big; echo $? > /data/fill-status; exec sleep 1000",
             "env": { "GREETING": { "plain": "hello grid" } } } })
     };
     let file = home.path().join("vm.json");
+    let volume = json!({ "version": 0, "name": "vol", "type": "volume", "data": { "size": 64 * 1024 * 1024 } });
     std::fs::write(
         &file,
-        json!({ "workloads": [machine("web", &hash)] }).to_string(),
+        json!({ "workloads": [machine("web", &hash), volume.clone()] }).to_string(),
     )
     .unwrap();
     ok(cli(&[
@@ -548,6 +551,22 @@ async fn zos_runs_containers_from_verified_images() {
     )
     .await;
     assert_eq!(text, "hello grid\n");
+    // The volume holds what the container wrote, and its size is enforced: 100 MB do not fit in 64 MiB.
+    let volume_dir = data.path().join("volumes/3-1-vol/mnt");
+    let status = wait_for("the fill attempt", Duration::from_secs(20), || async {
+        std::fs::read_to_string(volume_dir.join("fill-status")).ok()
+    })
+    .await;
+    assert_ne!(
+        status.trim(),
+        "0",
+        "writing past the volume's size must fail"
+    );
+    assert!(std::fs::metadata(volume_dir.join("big")).unwrap().len() < 64 * 1024 * 1024);
+    assert_eq!(
+        std::fs::read_to_string(volume_dir.join("greeting")).unwrap(),
+        "hello grid\n"
+    );
 
     // A container that exits is restarted.
     std::process::Command::new("kill")
@@ -565,7 +584,7 @@ async fn zos_runs_containers_from_verified_images() {
     let bad = home.path().join("bad.json");
     std::fs::write(
         &bad,
-        json!({ "workloads": [machine("other", &"0".repeat(64))] }).to_string(),
+        json!({ "workloads": [machine("other", &"0".repeat(64)), volume] }).to_string(),
     )
     .unwrap();
     ok(cli(&[
@@ -595,6 +614,18 @@ async fn zos_runs_containers_from_verified_images() {
     )
     .await;
     assert!(runc_status(data.path(), id).is_none());
+    wait_for("the volume's removal", Duration::from_secs(30), || async {
+        (!volume_dir.exists()).then_some(())
+    })
+    .await;
+    ok(cli(&["--key", "//Bob", "contract", "cancel", "2"]));
+    let other_volume = data.path().join("volumes/3-2-vol");
+    wait_for(
+        "the other volume's removal",
+        Duration::from_secs(30),
+        || async { (!other_volume.exists()).then_some(()) },
+    )
+    .await;
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(
         !mounts.contains(&*data.path().to_string_lossy()),

@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
+
+use super::volume::mounted;
 use tfgrid_types::deployment::{Secret, Zmachine};
 
 #[derive(Debug, Clone)]
@@ -29,14 +31,6 @@ fn run(cmd: &mut Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn mounted(path: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let target = path.to_string_lossy();
-    mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(&*target))
 }
 
 impl Containers {
@@ -77,7 +71,15 @@ impl Containers {
     }
 
     /// Starts (or restarts) a container of `machine` (its secrets open) over the image root `image`.
-    pub fn start(&self, id: &str, hostname: &str, machine: &Zmachine, image: &Path) -> Result<()> {
+    /// `mounts` are (host directory, mountpoint) pairs bound into the container.
+    pub fn start(
+        &self,
+        id: &str,
+        hostname: &str,
+        machine: &Zmachine,
+        image: &Path,
+        mounts: &[(PathBuf, String)],
+    ) -> Result<()> {
         let dir = self.dir.join(id);
         let (layer_img, layer, rootfs) =
             (dir.join("layer.img"), dir.join("layer"), dir.join("rootfs"));
@@ -173,6 +175,12 @@ impl Containers {
                 "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
             }
         });
+        let mut config = config;
+        for (source, destination) in mounts {
+            config["mounts"].as_array_mut().expect("mounts is a list").push(json!({
+                "destination": destination, "type": "bind", "source": source, "options": ["rbind", "rw"]
+            }));
+        }
         std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
         let log = std::fs::OpenOptions::new()
             .create(true)

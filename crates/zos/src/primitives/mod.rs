@@ -1,8 +1,9 @@
 //! Primitives: what turns a workload into something running on the node. This node runs `zdb`
-//! workloads and `zmachine`s as containers; the other types are refused with a message saying so,
+//! workloads, `zmachine`s as containers, and `zmount`s and `volume`s mounted into them; the other types are refused with a message saying so,
 //! until their primitive exists.
 
 pub mod container;
+pub mod volume;
 pub mod zdb;
 
 use tfgrid_types::deployment::{Workload, WorkloadData};
@@ -18,6 +19,9 @@ pub fn workload_id(twin: u32, contract: u64, name: &str) -> String {
 pub fn unsupported(workload: &Workload, containers: Option<&str>) -> Option<String> {
     match workload.data {
         WorkloadData::Zdb(_) => None,
+        WorkloadData::Zmount(_) | WorkloadData::Volume(_) => {
+            containers.map(|why| format!("this node cannot mount volumes: {why}"))
+        }
         WorkloadData::Zmachine(_) => {
             containers.map(|why| format!("this node cannot run zmachines: {why}"))
         }
