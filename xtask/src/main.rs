@@ -13,7 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [--no-wait]  start a dev chain and walk through a farmer's first steps with the CLI
   test            install what the tests need, build once, run the whole test suite
-  bench <name>    run a benchmark that compares us with our peer: chain, billing, zdb";
+  bench <name>    run a benchmark that compares us with our peer: chain, billing, provision, zdb";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +53,10 @@ fn bench(args: &[String]) -> Result<()> {
                 .args(["bench", "-p", "tfchain", "--bench", "billing", "--"])
                 .args(&args[1..]),
         ),
+        Some("provision") => {
+            setup::run(Command::new("cargo").args(["build", "--release", "--bins"]))?;
+            setup::run(Command::new("cargo").args(["bench", "-p", "testkit", "--bench", "provision", "--"]).args(&args[1..]))
+        }
         Some("zdb") => bench_zdb::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");

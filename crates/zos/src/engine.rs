@@ -21,7 +21,9 @@ use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
 
 use crate::capacity::memory_reserve;
 use crate::images::Images;
-use crate::primitives::{self, container::Containers, volume::Volumes, zdb::ZdbServer};
+use crate::primitives::{
+    self, container::Containers, network::Networks, volume::Volumes, zdb::ZdbServer,
+};
 use crate::store::{Job, Local, Store};
 
 /// How long a report may take to be included.
@@ -39,6 +41,11 @@ pub struct Engine {
     pub containers_unavailable: Option<String>,
     pub images: Images,
     pub volumes: Volumes,
+    pub networks: Networks,
+    /// How many deployments use each network (`<twin>-<name>`), counted at each job.
+    pub network_users: BTreeMap<String, usize>,
+    /// The other contracts' records, read at the start of each job.
+    pub store_locals: Vec<Local>,
 }
 
 fn now_s() -> u64 {
@@ -84,6 +91,22 @@ impl Engine {
     /// Runs a job; returns what the contract's local record becomes (`None`: removed).
     pub async fn run(&mut self, store: &Store, job: Job) -> Result<Option<Local>> {
         let old = store.local(job.contract())?;
+        self.store_locals = store
+            .locals()?
+            .into_iter()
+            .filter(|l| l.contract_id != job.contract())
+            .collect();
+        self.network_users.clear();
+        for l in self.store_locals.iter().chain(old.as_ref()) {
+            for w in &l.deployment.workloads {
+                if let WorkloadData::Network(_) = w.data {
+                    *self
+                        .network_users
+                        .entry(format!("{}-{}", l.twin_id, w.name))
+                        .or_default() += 1;
+                }
+            }
+        }
         match job {
             Job::Deploy(id) => self.deploy(store, id, old).await,
             Job::Remove(_) => {
@@ -118,8 +141,19 @@ impl Engine {
         match w.data {
             WorkloadData::Zdb(_) => self.zdb.remove(&id).await?,
             WorkloadData::Zmachine(_) => {
-                let containers = self.containers.clone();
-                tokio::task::spawn_blocking(move || containers.remove(&id)).await??;
+                let (containers, networks) = (self.containers.clone(), self.networks.clone());
+                tokio::task::spawn_blocking(move || {
+                    containers.remove(&id)?;
+                    networks.detach(&id)
+                })
+                .await??;
+            }
+            WorkloadData::Network(_) => {
+                let network_id = format!("{}-{}", local.twin_id, w.name);
+                let store_shared = self.network_users.get(&network_id).copied().unwrap_or(0);
+                if store_shared <= 1 {
+                    self.networks.remove(&network_id)?;
+                }
             }
             WorkloadData::Zmount(_) | WorkloadData::Volume(_) => {
                 let volumes = self.volumes.clone();
@@ -407,7 +441,14 @@ impl Engine {
                     (Ok(Err(e)), _) | (Err(e), _) => Err(e),
                 }
             }
+            WorkloadData::Network(n) => {
+                let network_id = format!("{}-{}", local.twin_id, w.name);
+                self.networks
+                    .ensure(&network_id, &n.subnet)
+                    .map(|()| ResultData::None)
+            }
             WorkloadData::Zmachine(m) => {
+                let netns = self.attach(local, &namespace, m);
                 let mounts = self.mounts(local, m);
                 let (images, containers, machine, id, name) = (
                     self.images.clone(),
@@ -416,20 +457,23 @@ impl Engine {
                     namespace.clone(),
                     w.name.clone(),
                 );
+                let ip = machine.network.interfaces[0].ip.clone();
                 let started = tokio::task::spawn_blocking(move || {
                     let mounts = mounts?;
+                    let netns = netns?;
                     let root = images.root(&machine.flist, &machine.flist_hash)?;
-                    containers.start(&id, &name, &machine, &root, &mounts)
+                    containers.start(&id, &name, &machine, &root, &mounts, &netns)
                 })
                 .await
                 .context("the container task");
                 match started {
                     Ok(Ok(())) => Ok(ResultData::Zmachine {
                         id: namespace.clone(),
-                        ip: String::new(),
+                        ip,
                     }),
                     Ok(Err(e)) | Err(e) => {
                         let _ = self.containers.remove(&namespace);
+                        let _ = self.networks.detach(&namespace);
                         Err(e)
                     }
                 }
@@ -448,6 +492,37 @@ impl Engine {
                 ResultData::None,
             ),
         }
+    }
+
+    /// Joins a machine to its network: the `network` workload of that name in this deployment, or in
+    /// another deployment of the same twin on this node. Returns the namespace path.
+    fn attach(
+        &self,
+        local: &Local,
+        id: &str,
+        machine: &tfgrid_types::deployment::Zmachine,
+    ) -> Result<String> {
+        let iface = &machine.network.interfaces[0];
+        let network = |l: &Local| {
+            l.deployment.workloads.iter().find_map(|w| match &w.data {
+                WorkloadData::Network(n) if w.name == iface.network => Some(n.subnet.clone()),
+                _ => None,
+            })
+        };
+        let subnet = network(local).or_else(|| {
+            self.store_locals
+                .iter()
+                .filter(|l| l.twin_id == local.twin_id)
+                .find_map(network)
+        });
+        let subnet = subnet
+            .with_context(|| format!("network {:?} is not deployed on this node", iface.network))?;
+        self.networks.attach(
+            id,
+            &format!("{}-{}", local.twin_id, iface.network),
+            &subnet,
+            &iface.ip,
+        )
     }
 
     /// The volumes a machine mounts, as (host directory, mountpoint); each must be mounted already
@@ -514,9 +589,16 @@ impl Engine {
                 };
                 let root = self.images.root(&m.flist, &m.flist_hash)?;
                 tracing::warn!(container = %id, restarts = tries + 1, "the container exited: restarting it");
-                let started = self
-                    .mounts(&local, &m)
-                    .and_then(|mounts| self.containers.start(&id, &w.name, &m, &root, &mounts));
+                let started = self.mounts(&local, &m).and_then(|mounts| {
+                    self.containers.start(
+                        &id,
+                        &w.name,
+                        &m,
+                        &root,
+                        &mounts,
+                        &Networks::container_namespace(&id),
+                    )
+                });
                 if let Err(e) = started {
                     tracing::warn!(container = %id, "restart failed: {e:#}");
                 }

@@ -10,6 +10,7 @@ use zos::agent::{self, Config};
 use zos::engine::Engine;
 use zos::images::Images;
 use zos::primitives::container::Containers;
+use zos::primitives::network::Networks;
 use zos::primitives::volume::Volumes;
 use zos::primitives::zdb::ZdbServer;
 use zos::store::Store;
@@ -88,6 +89,9 @@ async fn main() -> Result<()> {
         containers_unavailable,
         images,
         volumes,
+        networks: Networks,
+        network_users: Default::default(),
+        store_locals: Vec::new(),
     })
     .await
 }

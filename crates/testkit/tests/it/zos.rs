@@ -412,7 +412,7 @@ fn busybox_image(dir: &std::path::Path) -> std::path::PathBuf {
     }
     std::fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
         .expect("busybox-static is installed");
-    for tool in ["sh", "sleep", "cat", "echo", "env", "ls", "head"] {
+    for tool in ["sh", "sleep", "cat", "echo", "env", "ls", "head", "ping"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
     }
     let archive = dir.join("image.tar");
@@ -441,6 +441,7 @@ fn runc_status(data: &std::path::Path, id: &str) -> Option<(String, u64)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zos_runs_containers_from_verified_images() {
+    let namespaces_before = netns_count();
     let chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(200)).await;
     let home = tempfile::tempdir().unwrap();
     let url = chain.rpc_url();
@@ -508,10 +509,19 @@ async fn zos_runs_containers_from_verified_images() {
             "env": { "GREETING": { "plain": "hello grid" } } } })
     };
     let file = home.path().join("vm.json");
+    let network = json!({ "version": 0, "name": "net", "type": "network", "data": {
+        "ip_range": "10.20.0.0/16", "subnet": "10.20.1.0/24",
+        "wireguard_private_key": { "plain": "unused-until-the-overlay" }, "wireguard_listen_port": 3000 } });
+    let peer = json!({ "version": 0, "name": "peer", "type": "zmachine", "data": {
+        "flist": format!("http://{hub_addr}/{hash}.tar"), "flist_hash": hash,
+        "network": { "interfaces": [{ "network": "net", "ip": "10.20.1.3" }] },
+        "compute_capacity": { "cpu": 1, "memory": 268435456 },
+        "entrypoint": "ping -c 3 -W 5 10.20.1.2 > /tmp/ping; echo $? > /tmp/ping-status; exec sleep 1000" } });
     let volume = json!({ "version": 0, "name": "vol", "type": "volume", "data": { "size": 64 * 1024 * 1024 } });
     std::fs::write(
         &file,
-        json!({ "workloads": [machine("web", &hash), volume.clone()] }).to_string(),
+        json!({ "workloads": [machine("web", &hash), volume.clone(), network.clone(), peer] })
+            .to_string(),
     )
     .unwrap();
     ok(cli(&[
@@ -567,6 +577,27 @@ async fn zos_runs_containers_from_verified_images() {
         std::fs::read_to_string(volume_dir.join("greeting")).unwrap(),
         "hello grid\n"
     );
+    // The two machines share the network: the peer reaches the web machine at its address.
+    let ping = data
+        .path()
+        .join("containers/3-1-peer/rootfs/tmp/ping-status");
+    let ping_status = wait_for("the peer's ping", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&ping).ok()
+    })
+    .await;
+    assert_eq!(
+        ping_status.trim(),
+        "0",
+        "ping from 10.20.1.3 to 10.20.1.2 failed"
+    );
+    let result = reported(&client, 1, "web").await;
+    assert_eq!(
+        result.data,
+        ResultData::Zmachine {
+            id: id.to_string(),
+            ip: "10.20.1.2".into()
+        }
+    );
 
     // A container that exits is restarted.
     std::process::Command::new("kill")
@@ -584,7 +615,7 @@ async fn zos_runs_containers_from_verified_images() {
     let bad = home.path().join("bad.json");
     std::fs::write(
         &bad,
-        json!({ "workloads": [machine("other", &"0".repeat(64)), volume] }).to_string(),
+        json!({ "workloads": [machine("other", &"0".repeat(64)), volume, network] }).to_string(),
     )
     .unwrap();
     ok(cli(&[
@@ -631,8 +662,19 @@ async fn zos_runs_containers_from_verified_images() {
         !mounts.contains(&*data.path().to_string_lossy()),
         "mounts left behind"
     );
+    assert_eq!(
+        netns_count(),
+        namespaces_before,
+        "network namespaces left behind"
+    );
     assert!(
         !std::path::Path::new(&format!("/sys/fs/cgroup/memory/zos/{id}")).exists(),
         "cgroup left behind"
     );
+}
+
+fn netns_count() -> usize {
+    std::fs::read_dir("/var/run/netns")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }

@@ -72,6 +72,8 @@ impl Containers {
 
     /// Starts (or restarts) a container of `machine` (its secrets open) over the image root `image`.
     /// `mounts` are (host directory, mountpoint) pairs bound into the container.
+    /// `mounts` are (host directory, mountpoint) pairs bound into the container; `netns` is the path
+    /// of the network namespace it joins.
     pub fn start(
         &self,
         id: &str,
@@ -79,6 +81,7 @@ impl Containers {
         machine: &Zmachine,
         image: &Path,
         mounts: &[(PathBuf, String)],
+        netns: &str,
     ) -> Result<()> {
         let dir = self.dir.join(id);
         let (layer_img, layer, rootfs) =
@@ -170,7 +173,7 @@ impl Containers {
                     "cpu": { "quota": machine.compute_capacity.cpu as i64 * 100_000, "period": 100_000 },
                     "devices": [{ "allow": false, "access": "rwm" }]
                 },
-                "namespaces": [{ "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }],
+                "namespaces": [{ "type": "pid" }, { "type": "network", "path": netns }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }],
                 "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
                 "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
             }

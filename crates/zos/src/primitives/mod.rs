@@ -3,6 +3,7 @@
 //! until their primitive exists.
 
 pub mod container;
+pub mod network;
 pub mod volume;
 pub mod zdb;
 
@@ -19,6 +20,9 @@ pub fn workload_id(twin: u32, contract: u64, name: &str) -> String {
 pub fn unsupported(workload: &Workload, containers: Option<&str>) -> Option<String> {
     match workload.data {
         WorkloadData::Zdb(_) => None,
+        WorkloadData::Network(_) => {
+            containers.map(|why| format!("this node cannot build networks: {why}"))
+        }
         WorkloadData::Zmount(_) | WorkloadData::Volume(_) => {
             containers.map(|why| format!("this node cannot mount volumes: {why}"))
         }

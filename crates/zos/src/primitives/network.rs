@@ -1,0 +1,159 @@
+//! The `network` primitive, on one node: a user network's part here is a network namespace holding a
+//! bridge at the first address of the node's subnet; each container of the network gets a namespace
+//! of its own joined to that bridge by a veth pair, with the address its deployment asks for and a
+//! default route through the bridge. Machines of one network on one node reach each other; the
+//! WireGuard overlay that joins the nodes of a network is not built yet.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn netns_exists(name: &str) -> bool {
+    std::path::Path::new("/var/run/netns").join(name).exists()
+}
+
+/// A short, stable name (network interface names hold at most 15 bytes).
+pub fn short(prefix: &str, id: &str) -> String {
+    let hash = blake3::hash(id.as_bytes()).to_hex();
+    format!("{prefix}{}", &hash[..10])
+}
+
+/// The gateway (first host address) and prefix length of a `a.b.c.d/n` subnet.
+fn gateway(subnet: &str) -> Result<(Ipv4Addr, u8)> {
+    let (addr, len) = subnet
+        .split_once('/')
+        .context("the subnet has no prefix length")?;
+    let addr: Ipv4Addr = addr.parse().context("the subnet is not IPv4")?;
+    let len: u8 = len.parse().context("bad prefix length")?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Ok((Ipv4Addr::from((u32::from(addr) & mask) + 1), len))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Networks;
+
+impl Networks {
+    /// The namespace of a network (`id` names it uniquely on the node).
+    pub fn namespace(id: &str) -> String {
+        short("n-", id)
+    }
+
+    /// Creates the network's namespace and bridge (idempotent).
+    pub fn ensure(&self, id: &str, subnet: &str) -> Result<()> {
+        let ns = Self::namespace(id);
+        let (gw, len) = gateway(subnet)?;
+        if !netns_exists(&ns) {
+            ip(&["netns", "add", &ns])?;
+        }
+        let in_ns = |args: &[&str]| {
+            let mut full = vec!["-n", ns.as_str()];
+            full.extend_from_slice(args);
+            ip(&full)
+        };
+        in_ns(&["link", "set", "lo", "up"])?;
+        let has_bridge = Command::new("ip")
+            .args(["-n", &ns, "link", "show", "br0"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_bridge {
+            in_ns(&["link", "add", "br0", "type", "bridge"])?;
+            in_ns(&["addr", "add", &format!("{gw}/{len}"), "dev", "br0"])?;
+        }
+        in_ns(&["link", "set", "br0", "up"])
+    }
+
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let ns = Self::namespace(id);
+        if netns_exists(&ns) {
+            ip(&["netns", "delete", &ns])?;
+        }
+        Ok(())
+    }
+
+    /// Gives container `id` a namespace joined to network `network_id` with address `addr`; returns
+    /// the namespace's path, for the runtime.
+    pub fn attach(&self, id: &str, network_id: &str, subnet: &str, addr: &str) -> Result<String> {
+        let (gw, len) = gateway(subnet)?;
+        let addr: Ipv4Addr = addr.parse().context("the interface address is not IPv4")?;
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        if u32::from(addr) & mask != u32::from(gw) & mask || addr == gw {
+            bail!(
+                "address {addr} is not a host address of the node's subnet {subnet} (the first is the gateway)"
+            );
+        }
+        let (ns, net) = (short("c-", id), Self::namespace(network_id));
+        let (outer, inner) = (short("vo", id), short("vi", id));
+        self.detach(id)?;
+        ip(&["netns", "add", &ns])?;
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ])?;
+        ip(&["link", "set", &inner, "netns", &ns])?;
+        ip(&["link", "set", &outer, "netns", &net])?;
+        ip(&["-n", &net, "link", "set", &outer, "master", "br0"])?;
+        ip(&["-n", &net, "link", "set", &outer, "up"])?;
+        ip(&["-n", &ns, "link", "set", &inner, "name", "eth0"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/{len}"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", &ns, "route", "add", "default", "via", &gw.to_string()])?;
+        Ok(format!("/var/run/netns/{ns}"))
+    }
+
+    /// The path of a container's namespace, once attached.
+    pub fn container_namespace(id: &str) -> String {
+        format!("/var/run/netns/{}", short("c-", id))
+    }
+
+    /// Removes a container's namespace (and so its veth pair).
+    pub fn detach(&self, id: &str) -> Result<()> {
+        let ns = short("c-", id);
+        if netns_exists(&ns) {
+            ip(&["netns", "delete", &ns])?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_and_names() {
+        assert_eq!(
+            gateway("10.20.1.0/24").unwrap(),
+            (Ipv4Addr::new(10, 20, 1, 1), 24)
+        );
+        assert_eq!(
+            gateway("10.20.1.77/24").unwrap(),
+            (Ipv4Addr::new(10, 20, 1, 1), 24)
+        );
+        assert!(short("vo", "3-17-a-very-long-workload-name").len() <= 15);
+        assert_ne!(short("c-", "a"), short("c-", "b"));
+    }
+}
