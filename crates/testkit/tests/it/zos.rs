@@ -678,3 +678,75 @@ fn netns_count() -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_each_run_only_their_own_contracts() {
+    let chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(200)).await;
+    let home = tempfile::tempdir().unwrap();
+    let url = chain.rpc_url();
+    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
+    let client = chain.client().await;
+    ok(cli(&["--key", "//Alice", "twin", "create"]));
+    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
+    let alice = Keypair::from_uri("//Alice").unwrap();
+    let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut nodes = Vec::new();
+    for (i, dir) in [&dir1, &dir2].into_iter().enumerate() {
+        let seed = Hash32::of("zos test two nodes", &[i as u8]).0;
+        let dest = Keypair::from_seed(seed).account();
+        client
+            .execute(
+                &alice,
+                Call::Balances(balances::Call::Transfer {
+                    dest,
+                    amount: UNITS_PER_TFT,
+                }),
+            )
+            .await
+            .unwrap();
+        nodes.push(ZosProcess::start(
+            &url,
+            1,
+            "cru=4,mru=8G,sru=100G,hru=50G",
+            dir.path(),
+            seed,
+        ));
+        // Register one after the other, so node ids follow the order.
+        wait_for("the node", Duration::from_secs(30), || async {
+            client.rpc().node(i as u32 + 1).await.ok()?
+        })
+        .await;
+    }
+    ok(cli(&["--key", "//Bob", "twin", "create"]));
+    ok(cli(&[
+        "--key",
+        "//Bob",
+        "contract",
+        "create",
+        "--node",
+        "2",
+        &zdb_file(home.path(), "db", GIB, "pw"),
+    ]));
+    let result = reported(&client, 1, "db").await;
+    assert_eq!(result.state, ResultState::Ok, "{}", result.message);
+    let ResultData::Zdb {
+        namespace: ns,
+        port,
+        ..
+    } = result.data
+    else {
+        panic!()
+    };
+    // Node 2 serves it; node 1 has no 0-db at all.
+    assert!(namespace(port, &ns, "pw").await.is_ok());
+    assert!(
+        nodes[0].zdb_pid().is_none(),
+        "node 1 started a 0-db for node 2's contract"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir2.path().join("zdb/port"))
+            .unwrap()
+            .trim(),
+        port.to_string()
+    );
+}
