@@ -7,13 +7,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use testkit::{ChainProcess, ZosProcess, tfgrid, wait_for};
+use testkit::{Grid, wait_for};
 use tfchain_client::Client;
 use tfchain_client::api::{BlockId, TfchainApiClient};
 use tfchain_runtime::smart_contract::Call as ScCall;
-use tfchain_runtime::{Call, Event, balances};
+use tfchain_runtime::{Call, Event};
 use tfgrid_types::deployment::{Deployment, ResultState, Workload};
-use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
+use tfgrid_types::{Hash32, Keypair};
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -110,44 +110,19 @@ fn main() {
         .unwrap_or(9);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let chain = ChainProcess::start().await;
-        let home = tempfile::tempdir().unwrap();
-        let url = chain.rpc_url();
-        let cli = |args: &[&str]| {
-            assert!(
-                tfgrid(home.path(), &url, args).status.success(),
-                "tfgrid {args:?}"
-            )
-        };
-        cli(&["--key", "//Alice", "twin", "create"]);
-        cli(&["--key", "//Alice", "farm", "create", "farm1"]);
-        cli(&["--key", "//Bob", "twin", "create"]);
-        let client = chain.client().await;
+        let grid = Grid::start(|_| {}).await;
+        assert!(
+            grid.cli(&["--key", "//Bob", "twin", "create"])
+                .status
+                .success()
+        );
+        let client = &grid.client;
         let seed = Hash32::of("provision bench", b"node").0;
         let node = Keypair::from_seed(seed);
-        let alice = Keypair::from_uri("//Alice").unwrap();
-        client
-            .execute(
-                &alice,
-                Call::Balances(balances::Call::Transfer {
-                    dest: node.account(),
-                    amount: UNITS_PER_TFT,
-                }),
-            )
-            .await
-            .unwrap();
         let data = tempfile::tempdir().unwrap();
-        let _zos = ZosProcess::start(
-            &url,
-            1,
-            "cru=8,mru=16G,sru=200G,hru=200G",
-            data.path(),
-            seed,
-        );
-        wait_for("the node", Duration::from_secs(60), || async {
-            client.rpc().node(1).await.ok()?
-        })
-        .await;
+        let _zos = grid
+            .add_node(1, seed, "cru=8,mru=16G,sru=200G,hru=200G", data.path())
+            .await;
         let bob = Keypair::from_uri("//Bob").unwrap();
         let zdb = |round: usize| -> Workload {
             serde_json::from_value(
@@ -156,7 +131,7 @@ fn main() {
             )
             .unwrap()
         };
-        let (chain_ms, client_ms) = measure(&client, &bob, 3, &node, rounds, zdb).await;
+        let (chain_ms, client_ms) = measure(client, &bob, 3, &node, rounds, zdb).await;
         println!("zdb workload, {rounds} deployments on a dev chain (1 s blocks):");
         println!(
             "  contract block to state-report block: median {chain_ms:.0} ms (target < 1000 ms)"

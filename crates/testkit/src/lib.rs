@@ -254,6 +254,98 @@ impl Drop for ZosProcess {
     }
 }
 
+/// The output of a command that must succeed (stdout); panics with everything it printed otherwise.
+pub fn ok(out: Output) -> String {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "command failed:\n{all}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that a command failed and that what it printed contains `expect`.
+pub fn fails(out: Output, expect: &str) {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "command succeeded:\n{all}");
+    assert!(all.contains(expect), "expected {expect:?} in:\n{all}");
+}
+
+/// A small grid for a test: a chain (the dev spec changed by `edit`), a CLI keystore, and farm 1
+/// owned by Alice (twin 1); nodes are added with [`Grid::add_node`].
+#[derive(Debug)]
+pub struct Grid {
+    pub chain: ChainProcess,
+    pub client: Client,
+    pub home: tempfile::TempDir,
+}
+
+impl Grid {
+    pub async fn start(edit: impl FnOnce(&mut serde_json::Value)) -> Grid {
+        let chain = ChainProcess::start_with(edit).await;
+        let client = chain.client().await;
+        let grid = Grid {
+            chain,
+            client,
+            home: tempfile::tempdir().expect("temp dir"),
+        };
+        ok(grid.cli(&["--key", "//Alice", "twin", "create"]));
+        ok(grid.cli(&["--key", "//Alice", "farm", "create", "farm1"]));
+        grid
+    }
+
+    /// Runs the CLI against this grid.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        tfgrid(self.home.path(), &self.chain.rpc_url(), args)
+    }
+
+    /// Funds a node account from Alice, starts `zos` for farm 1 and waits until it registered as
+    /// node `node_id`.
+    pub async fn add_node(
+        &self,
+        node_id: u32,
+        seed: [u8; 32],
+        capacity: &str,
+        data_dir: &Path,
+    ) -> ZosProcess {
+        use tfchain_client::api::TfchainApiClient;
+        let alice = tfgrid_types::Keypair::from_uri("//Alice").expect("dev key");
+        let dest = tfgrid_types::Keypair::from_seed(seed).account();
+        let fund = tfchain_runtime::balances::Call::Transfer {
+            dest,
+            amount: tfgrid_types::UNITS_PER_TFT,
+        };
+        self.client
+            .execute(&alice, tfchain_runtime::Call::Balances(fund))
+            .await
+            .expect("funding the node");
+        let zos = ZosProcess::start(&self.chain.rpc_url(), 1, capacity, data_dir, seed);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .client
+            .rpc()
+            .node(node_id)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "node {node_id} did not register:\n{}",
+                zos.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        zos
+    }
+}
+
 /// Runs the `tfgrid` CLI against a chain with a keystore in `home`.
 pub fn tfgrid(home: &Path, rpc_url: &str, args: &[&str]) -> Output {
     Command::new(bin("tfgrid"))

@@ -1,31 +1,9 @@
 //! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
 //! errors that say what was wrong, exit non-zero and change nothing.
 
-use std::process::Output;
-
-use testkit::{ChainProcess, tfgrid};
+use testkit::{ChainProcess, fails, ok, tfgrid};
 use tfchain_client::api::TfchainApiClient;
 use tfgrid_types::{Keypair, UNITS_PER_TFT};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "command failed:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Asserts the command failed and its message contains `expect`.
-fn fails(out: Output, expect: &str) {
-    assert!(!out.status.success(), "command succeeded:\n{}", text(&out));
-    let all = text(&out);
-    assert!(all.contains(expect), "expected {expect:?} in:\n{all}");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_drives_the_chain() {

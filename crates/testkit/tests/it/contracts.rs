@@ -3,11 +3,10 @@
 //! a file with the CLI, sees the node's report, updates, is billed, and cancels.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::json;
-use testkit::{ChainProcess, tfgrid, wait_for};
+use testkit::{ChainProcess, fails, ok, tfgrid, wait_for};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
 use tfchain_runtime::smart_contract::Call as ScCall;
@@ -16,26 +15,6 @@ use tfchain_runtime::types::*;
 use tfchain_runtime::{Call, balances};
 use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
 use tfgrid_types::{Keypair, UNITS_PER_TFT};
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(out: Output, expect: &str) {
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "command succeeded:\n{all}");
-    assert!(all.contains(expect), "expected {expect:?} in:\n{all}");
-}
 
 /// Registers `node` as Zero-OS does: funded by Alice, terms, twin, node in farm 1.
 async fn register_node(client: &Client, node: &Keypair) {

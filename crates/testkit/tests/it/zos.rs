@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use testkit::{ChainProcess, ZosProcess, tfgrid, wait_for};
+use testkit::{Grid, ok, wait_for};
 use tfchain_client::Client;
 use tfchain_client::api::{BlockId, ContractView, TfchainApiClient};
 use tfchain_runtime::types::ContractData;
@@ -15,16 +15,6 @@ use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 
 const GIB: u64 = 1024 * 1024 * 1024;
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The result the node reported for `workload` of `contract`, once it reported one.
 async fn reported(client: &Client, contract: u64, workload: &str) -> WorkloadResult {
@@ -67,49 +57,15 @@ async fn namespace(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zos_provisions_zdb_namespaces_from_contracts() {
-    let chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(200)).await;
-    let home = tempfile::tempdir().unwrap();
-    let url = chain.rpc_url();
-    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
-    let client = chain.client().await;
-    ok(cli(&["--key", "//Alice", "twin", "create"]));
-    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
-
-    // The node's account is funded for its registration fees, then the agent starts.
-    let seed = Hash32::of("zos test", b"node 1").0;
-    let node_key = Keypair::from_seed(seed);
-    let alice = Keypair::from_uri("//Alice").unwrap();
-    client
-        .execute(
-            &alice,
-            Call::Balances(balances::Call::Transfer {
-                dest: node_key.account(),
-                amount: UNITS_PER_TFT,
-            }),
-        )
-        .await
-        .unwrap();
+    let grid = Grid::start(|spec| spec["block_time_ms"] = json!(200)).await;
+    let (client, home) = (&grid.client, grid.home.path());
+    let cli = |args: &[&str]| grid.cli(args);
     let data = tempfile::tempdir().unwrap();
-    let mut zos = ZosProcess::start(&url, 1, "cru=4,mru=8G,sru=100G,hru=50G", data.path(), seed);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let node = loop {
-        let twin = client
-            .rpc()
-            .twin_by_account(node_key.account())
-            .await
-            .unwrap();
-        if let Some(twin) = twin
-            && let Some(node) = client.rpc().node_by_twin(twin.id).await.unwrap()
-        {
-            break node;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node did not register:\n{}",
-            zos.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let seed = Hash32::of("zos test", b"node 1").0;
+    let mut zos = grid
+        .add_node(1, seed, "cru=4,mru=8G,sru=100G,hru=50G", data.path())
+        .await;
+    let node = client.rpc().node(1).await.unwrap().unwrap();
     assert_eq!(
         (node.node.id, node.node.farm_id, node.node.resources.hru),
         (1, 1, 50 * GIB)
@@ -125,9 +81,9 @@ async fn zos_provisions_zdb_namespaces_from_contracts() {
         "create",
         "--node",
         "1",
-        &zdb_file(home.path(), "db", 10 * GIB, "pw-1"),
+        &zdb_file(home, "db", 10 * GIB, "pw-1"),
     ]));
-    let result = reported(&client, 1, "db").await;
+    let result = reported(client, 1, "db").await;
     let provision_time = started.elapsed();
     assert_eq!(
         result.state,
@@ -174,11 +130,11 @@ async fn zos_provisions_zdb_namespaces_from_contracts() {
 
     // Latency from the block holding the contract to the block holding the node's report.
     let created_at = find_event_height(
-        &client,
+        client,
         |e| matches!(e, Event::ContractCreated(c) if c.contract_id == 1),
     )
     .await;
-    let reported_at = find_event_height(&client, |e| {
+    let reported_at = find_event_height(client, |e| {
         matches!(e, Event::DeploymentStateReported { contract_id: 1, .. })
     })
     .await;
@@ -194,9 +150,9 @@ async fn zos_provisions_zdb_namespaces_from_contracts() {
         "create",
         "--node",
         "1",
-        &zdb_file(home.path(), "big", 45 * GIB, "pw-2"),
+        &zdb_file(home, "big", 45 * GIB, "pw-2"),
     ]));
-    let big = reported(&client, 2, "big").await;
+    let big = reported(client, 2, "big").await;
     assert_eq!(big.state, ResultState::Error);
     assert!(big.message.contains("not enough HDD"), "{}", big.message);
 
@@ -245,32 +201,19 @@ async fn find_event_height(client: &Client, f: impl Fn(&Event) -> bool) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grace_period_pauses_and_top_up_resumes() {
-    let chain = ChainProcess::start_with(|spec| {
+    let grid = Grid::start(|spec| {
         spec["block_time_ms"] = json!(200);
         spec["genesis"]["params"]["billing_period_blocks"] = json!(5);
     })
     .await;
-    let home = tempfile::tempdir().unwrap();
-    let url = chain.rpc_url();
-    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
-    let client = chain.client().await;
-    ok(cli(&["--key", "//Alice", "twin", "create"]));
-    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
-    let seed = Hash32::of("zos test", b"node grace").0;
+    let (client, home) = (&grid.client, grid.home.path());
+    let cli = |args: &[&str]| grid.cli(args);
     let alice = Keypair::from_uri("//Alice").unwrap();
-    let node_key = Keypair::from_seed(seed);
-    client
-        .execute(
-            &alice,
-            Call::Balances(balances::Call::Transfer {
-                dest: node_key.account(),
-                amount: UNITS_PER_TFT,
-            }),
-        )
-        .await
-        .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let zos = ZosProcess::start(&url, 1, "cru=4,mru=8G,sru=100G,hru=2T", data.path(), seed);
+    let seed = Hash32::of("zos test", b"node grace").0;
+    let zos = grid
+        .add_node(1, seed, "cru=4,mru=8G,sru=100G,hru=2T", data.path())
+        .await;
 
     // A user with 1 TFT deploys a 1 TB 0-db (about 0.5 TFT an hour, billed every second).
     let user = Keypair::from_uri("//GraceUser").unwrap();
@@ -285,7 +228,7 @@ async fn grace_period_pauses_and_top_up_resumes() {
         .await
         .unwrap();
     ok(cli(&["--key", "//GraceUser", "twin", "create"]));
-    let file = zdb_file(home.path(), "db", 1024 * GIB, "pw");
+    let file = zdb_file(home, "db", 1024 * GIB, "pw");
     wait_for("the node", Duration::from_secs(30), || async {
         client.rpc().node(1).await.ok()?
     })
@@ -299,7 +242,7 @@ async fn grace_period_pauses_and_top_up_resumes() {
         "1",
         &file,
     ]));
-    let result = reported(&client, 1, "db").await;
+    let result = reported(client, 1, "db").await;
     assert_eq!(
         result.state,
         ResultState::Ok,
@@ -359,7 +302,7 @@ async fn grace_period_pauses_and_top_up_resumes() {
     })
     .await;
     wait_for("the paused report", Duration::from_secs(30), || async {
-        (reported(&client, 1, "db").await.state == ResultState::Paused).then_some(())
+        (reported(client, 1, "db").await.state == ResultState::Paused).then_some(())
     })
     .await;
 
@@ -442,21 +385,17 @@ fn runc_status(data: &std::path::Path, id: &str) -> Option<(String, u64)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn zos_runs_containers_from_verified_images() {
     let namespaces_before = netns_count();
-    let chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(200)).await;
-    let home = tempfile::tempdir().unwrap();
-    let url = chain.rpc_url();
-    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
-    let client = chain.client().await;
-    ok(cli(&["--key", "//Alice", "twin", "create"]));
-    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
+    let grid = Grid::start(|spec| spec["block_time_ms"] = json!(200)).await;
+    let (client, home) = (&grid.client, grid.home.path());
+    let cli = |args: &[&str]| grid.cli(args);
 
     // The image goes to a hub, named by its hash.
-    let hub_dir = home.path().join("hub");
+    let hub_dir = home.join("hub");
     let pushed: serde_json::Value = serde_json::from_str(&ok(cli(&[
         "--json",
         "image",
         "push",
-        busybox_image(home.path()).to_str().unwrap(),
+        busybox_image(home).to_str().unwrap(),
         "--hub-dir",
         hub_dir.to_str().unwrap(),
     ])))
@@ -479,23 +418,10 @@ async fn zos_runs_containers_from_verified_images() {
     );
 
     let seed = Hash32::of("zos test", b"node containers").0;
-    let alice = Keypair::from_uri("//Alice").unwrap();
-    client
-        .execute(
-            &alice,
-            Call::Balances(balances::Call::Transfer {
-                dest: Keypair::from_seed(seed).account(),
-                amount: UNITS_PER_TFT,
-            }),
-        )
-        .await
-        .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let zos = ZosProcess::start(&url, 1, "cru=4,mru=8G,sru=100G,hru=50G", data.path(), seed);
-    wait_for("the node", Duration::from_secs(30), || async {
-        client.rpc().node(1).await.ok()?
-    })
-    .await;
+    let zos = grid
+        .add_node(1, seed, "cru=4,mru=8G,sru=100G,hru=50G", data.path())
+        .await;
     ok(cli(&["--key", "//Bob", "twin", "create"]));
 
     let machine = |name: &str, image_hash: &str| {
@@ -508,7 +434,7 @@ async fn zos_runs_containers_from_verified_images() {
                 head -c 100000000 /dev/zero > /data/big; echo $? > /data/fill-status; exec sleep 1000",
             "env": { "GREETING": { "plain": "hello grid" } } } })
     };
-    let file = home.path().join("vm.json");
+    let file = home.join("vm.json");
     let network = json!({ "version": 0, "name": "net", "type": "network", "data": {
         "ip_range": "10.20.0.0/16", "subnet": "10.20.1.0/24",
         "wireguard_private_key": { "plain": "unused-until-the-overlay" }, "wireguard_listen_port": 3000 } });
@@ -533,7 +459,7 @@ async fn zos_runs_containers_from_verified_images() {
         "1",
         file.to_str().unwrap(),
     ]));
-    let result = reported(&client, 1, "web").await;
+    let result = reported(client, 1, "web").await;
     assert_eq!(
         result.state,
         ResultState::Ok,
@@ -590,7 +516,7 @@ async fn zos_runs_containers_from_verified_images() {
         "0",
         "ping from 10.20.1.3 to 10.20.1.2 failed"
     );
-    let result = reported(&client, 1, "web").await;
+    let result = reported(client, 1, "web").await;
     assert_eq!(
         result.data,
         ResultData::Zmachine {
@@ -612,7 +538,7 @@ async fn zos_runs_containers_from_verified_images() {
     .await;
 
     // An image whose bytes do not match the deployment's hash is refused.
-    let bad = home.path().join("bad.json");
+    let bad = home.join("bad.json");
     std::fs::write(
         &bad,
         json!({ "workloads": [machine("other", &"0".repeat(64)), volume, network] }).to_string(),
@@ -627,7 +553,7 @@ async fn zos_runs_containers_from_verified_images() {
         "1",
         bad.to_str().unwrap(),
     ]));
-    let refused = reported(&client, 2, "other").await;
+    let refused = reported(client, 2, "other").await;
     assert_eq!(refused.state, ResultState::Error);
     assert!(
         refused.message.contains("the deployment expects"),
@@ -681,41 +607,22 @@ fn netns_count() -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_each_run_only_their_own_contracts() {
-    let chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(200)).await;
-    let home = tempfile::tempdir().unwrap();
-    let url = chain.rpc_url();
-    let cli = |args: &[&str]| tfgrid(home.path(), &url, args);
-    let client = chain.client().await;
-    ok(cli(&["--key", "//Alice", "twin", "create"]));
-    ok(cli(&["--key", "//Alice", "farm", "create", "farm1"]));
-    let alice = Keypair::from_uri("//Alice").unwrap();
+    let grid = Grid::start(|spec| spec["block_time_ms"] = json!(200)).await;
+    let (client, home) = (&grid.client, grid.home.path());
+    let cli = |args: &[&str]| grid.cli(args);
     let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut nodes = Vec::new();
     for (i, dir) in [&dir1, &dir2].into_iter().enumerate() {
         let seed = Hash32::of("zos test two nodes", &[i as u8]).0;
-        let dest = Keypair::from_seed(seed).account();
-        client
-            .execute(
-                &alice,
-                Call::Balances(balances::Call::Transfer {
-                    dest,
-                    amount: UNITS_PER_TFT,
-                }),
+        nodes.push(
+            grid.add_node(
+                i as u32 + 1,
+                seed,
+                "cru=4,mru=8G,sru=100G,hru=50G",
+                dir.path(),
             )
-            .await
-            .unwrap();
-        nodes.push(ZosProcess::start(
-            &url,
-            1,
-            "cru=4,mru=8G,sru=100G,hru=50G",
-            dir.path(),
-            seed,
-        ));
-        // Register one after the other, so node ids follow the order.
-        wait_for("the node", Duration::from_secs(30), || async {
-            client.rpc().node(i as u32 + 1).await.ok()?
-        })
-        .await;
+            .await,
+        );
     }
     ok(cli(&["--key", "//Bob", "twin", "create"]));
     ok(cli(&[
@@ -725,9 +632,9 @@ async fn two_nodes_each_run_only_their_own_contracts() {
         "create",
         "--node",
         "2",
-        &zdb_file(home.path(), "db", GIB, "pw"),
+        &zdb_file(home, "db", GIB, "pw"),
     ]));
-    let result = reported(&client, 1, "db").await;
+    let result = reported(client, 1, "db").await;
     assert_eq!(result.state, ResultState::Ok, "{}", result.message);
     let ResultData::Zdb {
         namespace: ns,
