@@ -11,7 +11,7 @@ use std::process::Command;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo [--no-wait]  start a dev chain and walk through a farmer's first steps with the CLI
+  demo            a whole local grid with a demo deployment (tfgrid up --demo); Ctrl-C stops it
   test            install what the tests need, build once, run the whole test suite
   bench <name>    run a benchmark that compares us with our peer: chain, billing, provision, zdb";
 
@@ -55,7 +55,11 @@ fn bench(args: &[String]) -> Result<()> {
         ),
         Some("provision") => {
             setup::run(Command::new("cargo").args(["build", "--release", "--bins"]))?;
-            setup::run(Command::new("cargo").args(["bench", "-p", "testkit", "--bench", "provision", "--"]).args(&args[1..]))
+            setup::run(
+                Command::new("cargo")
+                    .args(["bench", "-p", "testkit", "--bench", "provision", "--"])
+                    .args(&args[1..]),
+            )
         }
         Some("zdb") => bench_zdb::run(&args[1..]),
         _ => {

@@ -10,6 +10,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("runc", "runc"),
     ("busybox-static", "busybox"),
     ("e2fsprogs", "mkfs.ext4"),
+    // Fetching from inside test network namespaces.
+    ("curl", "curl"),
 ];
 
 /// Debian packages `cargo xtask bench zdb` needs: the peer server and its load generator.

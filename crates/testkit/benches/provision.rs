@@ -131,7 +131,14 @@ fn main() {
             )
             .unwrap()
         };
-        let (chain_ms, client_ms) = measure(client, &bob, 3, &node, rounds, zdb).await;
+        let twin = client
+            .rpc()
+            .twin_by_account(bob.account())
+            .await
+            .unwrap()
+            .expect("Bob's twin")
+            .id;
+        let (chain_ms, client_ms) = measure(client, &bob, twin, &node, rounds, zdb).await;
         println!("zdb workload, {rounds} deployments on a dev chain (1 s blocks):");
         println!(
             "  contract block to state-report block: median {chain_ms:.0} ms (target < 1000 ms)"

@@ -245,12 +245,16 @@ impl ZosProcess {
 }
 
 impl Drop for ZosProcess {
+    /// Stops the agent, then has it remove everything the node runs (containers, mounts, network
+    /// namespaces, its 0-db server), so even a failing test leaves nothing behind.
     fn drop(&mut self) {
         self.kill9();
-        // The 0-db server is ours too: stop it by the PID the agent recorded.
-        if let Some(pid) = self.zdb_pid() {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
+        let _ = Command::new(bin("zos"))
+            .arg("--teardown")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

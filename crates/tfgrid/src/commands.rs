@@ -148,6 +148,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Hub(HubCmd::Serve { dir, listen }) => hub::serve(dir, listen).await,
+        Command::Up {
+            nodes,
+            data,
+            demo,
+            rpc_port,
+            hub_port,
+        } => crate::up::up(nodes, data, demo, rpc_port, hub_port).await,
         Command::Contract(cmd) => match cmd {
             ContractCmd::Create { node, file } => contracts::create(&ctx, node, &file).await,
             ContractCmd::Update { id, file } => contracts::update(&ctx, id, &file).await,

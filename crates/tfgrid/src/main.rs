@@ -7,6 +7,7 @@ mod contracts;
 mod hub;
 mod keystore;
 mod output;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -60,6 +61,22 @@ pub enum Command {
     /// Serve a hub directory over HTTP.
     #[command(subcommand)]
     Hub(HubCmd),
+    /// Start a whole grid on this machine: dev chain, image hub, farm, node agents.
+    Up {
+        /// How many nodes.
+        #[arg(long, default_value_t = 2)]
+        nodes: u32,
+        /// Where the grid keeps its data (cleared first).
+        #[arg(long, default_value = ".tfgrid-local")]
+        data: std::path::PathBuf,
+        /// Also deploy a demo (a 0-db namespace and a web container) on node 1.
+        #[arg(long)]
+        demo: bool,
+        #[arg(long, default_value_t = 9944)]
+        rpc_port: u16,
+        #[arg(long, default_value_t = 8090)]
+        hub_port: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,3 +9,4 @@ pub mod images;
 pub mod limits;
 pub mod primitives;
 pub mod store;
+pub mod teardown;

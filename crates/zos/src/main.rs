@@ -1,5 +1,6 @@
 //! The `zos` binary: the node agent. `zos --farm 1 --data-dir /var/lib/zos` registers this machine in
-//! farm 1 and provisions what contracts command; `--capacity` gives a virtual capacity instead.
+//! farm 1 and provisions what contracts command; `--capacity` gives a virtual capacity instead;
+//! `--teardown` removes everything the node runs and exits.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use zos::primitives::network::Networks;
 use zos::primitives::volume::Volumes;
 use zos::primitives::zdb::ZdbServer;
 use zos::store::Store;
-use zos::{capacity, identity};
+use zos::{capacity, identity, teardown};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Zero-OS node agent")]
@@ -23,8 +24,8 @@ struct Args {
     #[arg(long, env = "ZOS_CHAIN", default_value = "ws://127.0.0.1:9944")]
     chain: String,
     /// The farm this node belongs to.
-    #[arg(long)]
-    farm: u32,
+    #[arg(long, required_unless_present = "teardown")]
+    farm: Option<u32>,
     /// Where the node keeps its identity, records and storage.
     #[arg(long)]
     data_dir: PathBuf,
@@ -40,6 +41,10 @@ struct Args {
     /// The address this node's services (0-db) listen on and report.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Remove every workload this node runs (containers, volumes, networks, its 0-db server) and
+    /// exit, without asking the chain: for taking a node out of service.
+    #[arg(long)]
+    teardown: bool,
 }
 
 #[tokio::main]
@@ -53,31 +58,41 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let store = Arc::new(Store::open(&args.data_dir.join("zos.redb"))?);
+    let containers = Containers::new(args.data_dir.join("containers"), args.runtime.clone());
+    let volumes = Volumes::new(args.data_dir.join("volumes"));
+    if args.teardown {
+        return teardown::run(
+            &store,
+            &containers,
+            &volumes,
+            &Networks,
+            &args.data_dir.join("zdb"),
+        );
+    }
     let key = identity::load_or_create(&args.data_dir.join("identity/seed"))?;
     tracing::info!(account = %key.account(), "node identity");
     let capacity = match &args.capacity {
         Some(text) => capacity::parse(text).context("--capacity")?,
         None => capacity::detect(&args.data_dir)?,
     };
-    let store = Arc::new(Store::open(&args.data_dir.join("zos.redb"))?);
     let zdb_bin = match args.zdb_bin {
         Some(path) => path,
         None => std::env::current_exe()?.with_file_name("zdb"),
     };
+    let farm_id = args.farm.context("--farm is required")?;
     let config = Config {
         rpc_url: args.chain.clone(),
-        farm_id: args.farm,
+        farm_id,
         capacity,
     };
     let zdb = ZdbServer::new(zdb_bin, args.data_dir.join("zdb"), args.host);
-    let containers = Containers::new(args.data_dir.join("containers"), args.runtime);
     let containers_unavailable = containers.available().err().map(|e| format!("{e:#}"));
     match &containers_unavailable {
-        None => tracing::info!("features: zdb, zmachine (containers)"),
+        None => tracing::info!("features: zdb, zmachine (containers), volumes, networks"),
         Some(why) => tracing::warn!("features: zdb; no containers: {why}"),
     }
     let images = Images::new(args.data_dir.join("images"));
-    let volumes = Volumes::new(args.data_dir.join("volumes"));
     let (rpc_url, engine_key) = (args.chain, key.clone());
     agent::run(config, key, store, move |node_id| Engine {
         rpc_url,

@@ -5,4 +5,5 @@ mod chain;
 mod cli;
 mod contracts;
 mod rpc;
+mod up;
 mod zos;
