@@ -1,7 +1,8 @@
 //! The running agent: registers the node (twin and node, updated when the capacity changes), reports
-//! uptime at the chain's interval, follows finalized blocks and turns this node's contract events
-//! into jobs (reconciling with the chain's list of its contracts on every (re)connection), and runs
-//! the jobs one at a time. A node opens no control port: everything it does, a contract commanded.
+//! uptime and each contract's network traffic at the chain's interval, follows finalized blocks and
+//! turns this node's contract events into jobs (reconciling with the chain's list of its contracts on
+//! every (re)connection), and runs the jobs one at a time. A node opens no control port: everything
+//! it does, a contract commanded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,14 +10,20 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tfchain_client::api::{BlockId, TfchainApiClient};
 use tfchain_client::{Client, ClientError};
+use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::tfgrid::Call as GridCall;
-use tfchain_runtime::types::{ContractData, ContractState, Location, NodeSpec, Resources};
+use tfchain_runtime::types::{
+    ContractData, ContractState, Location, NodeSpec, NruConsumption, Resources,
+};
 use tfchain_runtime::{Call, Event};
+use tfgrid_types::deployment::WorkloadData;
 use tfgrid_types::{Keypair, NodeId};
 use tokio::sync::Notify;
 
 use crate::engine::Engine;
 use crate::limits::RETRY_DELAY;
+use crate::primitives::network::Networks;
+use crate::primitives::workload_id;
 use crate::store::{Job, Store};
 
 #[derive(Debug, Clone)]
@@ -118,32 +125,91 @@ pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
     }
 }
 
-/// Reports uptime every interval of the chain's spec.
-async fn uptime_loop(rpc_url: String, key: Keypair, started: Instant) {
+/// Reports, every interval of the chain's spec, the node's uptime and each contract's network
+/// traffic since the last report (the bytes through its containers' interfaces).
+async fn report_loop(rpc_url: String, key: Keypair, started: Instant, store: Arc<Store>) {
+    let mut counters: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut last_report_s = now_s();
     loop {
         let report = async {
             let client = Client::connect(&rpc_url).await?;
             let interval = client.rpc().params().await?.uptime_report_interval_s;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs();
+            let now = now_s();
             let call = GridCall::ReportUptime {
                 uptime_s: started.elapsed().as_secs(),
                 timestamp_hint_s: now,
             };
             let hash = client.submit(&key, Call::Tfgrid(call)).await?;
+            let reports = traffic_reports(
+                &store,
+                &mut counters,
+                now,
+                now.saturating_sub(last_report_s),
+            )?;
+            last_report_s = now;
+            if !reports.is_empty() {
+                let nru = client
+                    .submit(&key, Call::SmartContract(ScCall::AddNruReports { reports }))
+                    .await?;
+                client.wait(nru, Duration::from_secs(30)).await?;
+            }
             client.wait(hash, Duration::from_secs(30)).await?;
             Ok::<_, anyhow::Error>(interval)
         };
         let interval = match report.await {
             Ok(interval) => interval,
             Err(e) => {
-                tracing::warn!("uptime report failed: {e:#}");
+                tracing::warn!("periodic report failed: {e:#}");
                 5
             }
         };
         tokio::time::sleep(Duration::from_secs(interval.max(1))).await;
     }
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Each contract's new traffic since the counters were last read (a restarted container's counter
+/// starts again from zero).
+fn traffic_reports(
+    store: &Store,
+    counters: &mut std::collections::BTreeMap<String, u64>,
+    now: u64,
+    window: u64,
+) -> Result<Vec<NruConsumption>> {
+    let mut reports = Vec::new();
+    for local in store.locals()? {
+        let mut bytes = 0;
+        for w in &local.deployment.workloads {
+            let WorkloadData::Zmachine(m) = &w.data else {
+                continue;
+            };
+            let id = workload_id(local.twin_id, local.contract_id, &w.name);
+            let network_id = format!("{}-{}", local.twin_id, m.network.interfaces[0].network);
+            let Some(total) = Networks::traffic(&id, &network_id) else {
+                continue;
+            };
+            let previous = counters.insert(id, total).unwrap_or(0);
+            bytes += if total >= previous {
+                total - previous
+            } else {
+                total
+            };
+        }
+        if bytes > 0 && window > 0 {
+            reports.push(NruConsumption {
+                contract_id: local.contract_id,
+                timestamp: now,
+                window,
+                nru: bytes,
+            });
+        }
+    }
+    Ok(reports)
 }
 
 /// The jobs a block's events mean for `node_id`.
@@ -300,7 +366,12 @@ pub async fn run(
     let node_id = retry("registering", || register(&config, &key)).await;
     let engine = engine_for(node_id);
     let wake = Arc::new(Notify::new());
-    tokio::spawn(uptime_loop(config.rpc_url.clone(), key.clone(), started));
+    tokio::spawn(report_loop(
+        config.rpc_url.clone(),
+        key.clone(),
+        started,
+        store.clone(),
+    ));
     tokio::spawn(watch(
         config.rpc_url.clone(),
         store.clone(),

@@ -385,7 +385,11 @@ fn runc_status(data: &std::path::Path, id: &str) -> Option<(String, u64)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn zos_runs_containers_from_verified_images() {
     let namespaces_before = netns_count();
-    let grid = Grid::start(|spec| spec["block_time_ms"] = json!(200)).await;
+    let grid = Grid::start(|spec| {
+        spec["block_time_ms"] = json!(200);
+        spec["genesis"]["params"]["uptime_report_interval_s"] = json!(2);
+    })
+    .await;
     let (client, home) = (&grid.client, grid.home.path());
     let cli = |args: &[&str]| grid.cli(args);
 
@@ -516,6 +520,16 @@ async fn zos_runs_containers_from_verified_images() {
         "0",
         "ping from 10.20.1.3 to 10.20.1.2 failed"
     );
+    // The node reports the contract's traffic, which the chain adds to its next bill.
+    wait_for(
+        "the network usage report",
+        Duration::from_secs(30),
+        || async {
+            let billing = client.rpc().contract(1).await.ok()??.billing?;
+            (billing.last_nru_report_s > 0).then_some(())
+        },
+    )
+    .await;
     let result = reported(client, 1, "web").await;
     assert_eq!(
         result.data,

@@ -124,6 +124,25 @@ impl Networks {
         Ok(format!("/var/run/netns/{ns}"))
     }
 
+    /// Bytes a container sent and received since it was attached (its veth's counters).
+    pub fn traffic(id: &str, network_id: &str) -> Option<u64> {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &Self::namespace(network_id),
+                "-s",
+                "-j",
+                "link",
+                "show",
+                &short("vo", id),
+            ])
+            .output()
+            .ok()?;
+        let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let stats = &links.get(0)?["stats64"];
+        Some(stats["rx"]["bytes"].as_u64()? + stats["tx"]["bytes"].as_u64()?)
+    }
+
     /// The path of a container's namespace, once attached.
     pub fn container_namespace(id: &str) -> String {
         format!("/var/run/netns/{}", short("c-", id))
