@@ -120,7 +120,7 @@ fn main() {
         let seed = Hash32::of("provision bench", b"node").0;
         let node = Keypair::from_seed(seed);
         let data = tempfile::tempdir().unwrap();
-        let _zos = grid
+        let zos = grid
             .add_node(1, seed, "cru=8,mru=16G,sru=200G,hru=200G", data.path())
             .await;
         let bob = Keypair::from_uri("//Bob").unwrap();
@@ -144,5 +144,44 @@ fn main() {
             "  contract block to state-report block: median {chain_ms:.0} ms (target < 1000 ms)"
         );
         println!("  client: submit to report seen: median {client_ms:.0} ms");
+        // The node's own work per deployment: from the job's start to its reports' inclusion.
+        let jobs: Vec<f64> = zos
+            .log()
+            .lines()
+            .filter(|l| l.contains("job done") && l.contains("Deploy"))
+            .filter_map(|l| {
+                l.split("took_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let provisioned: Vec<f64> = zos
+            .log()
+            .lines()
+            .filter(|l| l.contains(" provisioned"))
+            .filter_map(|l| {
+                l.split("provision_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        if !provisioned.is_empty() {
+            println!(
+                "  node: event to report submitted (checks and provisioning): median {:.0} ms",
+                median(provisioned)
+            );
+        }
+        if !jobs.is_empty() {
+            println!(
+                "  node: deploy job (checks, provisioning, reports included): median {:.0} ms",
+                median(jobs)
+            );
+        }
     });
 }

@@ -210,6 +210,7 @@ impl Engine {
         contract_id: u64,
         old: Option<Local>,
     ) -> Result<Option<Local>> {
+        let started = std::time::Instant::now();
         let client = self.client().await?;
         let Some(view) = client.rpc().contract(contract_id).await? else {
             // The contract ended before we got to it.
@@ -326,6 +327,11 @@ impl Engine {
         if local.paused {
             self.set_paused(&mut local, true).await?;
         }
+        tracing::info!(
+            contract_id,
+            provision_ms = started.elapsed().as_millis() as u64,
+            "provisioned"
+        );
         self.report(&client, &local).await?;
         Ok(Some(local))
     }
