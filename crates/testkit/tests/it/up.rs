@@ -7,16 +7,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use testkit::{bin, free_port};
-
-fn netns_count() -> usize {
-    std::fs::read_dir("/var/run/netns")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
+use zos::primitives::network::{Networks, short};
 
 #[test]
 fn up_demo_runs_and_ctrl_c_cleans_up() {
-    let namespaces_before = netns_count();
     let data = tempfile::tempdir().unwrap();
     let (rpc_port, hub_port) = (free_port(), free_port());
     let up = Command::new(bin("tfgrid"))
@@ -112,11 +106,13 @@ fn up_demo_runs_and_ctrl_c_cleans_up() {
         !mounts.contains(&*data.path().to_string_lossy()),
         "mounts left behind"
     );
-    assert_eq!(
-        netns_count(),
-        namespaces_before,
-        "network namespaces left behind"
-    );
+    // The demo's network (Bob is twin 4: after Alice and the two nodes) and its container.
+    for ns in [Networks::namespace("4-net"), short("c-", "4-1-web")] {
+        assert!(
+            !std::path::Path::new("/var/run/netns").join(&ns).exists(),
+            "network namespace {ns} left behind"
+        );
+    }
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     assert!(
         !String::from_utf8_lossy(&ps.stdout).contains(&*data.path().to_string_lossy()),

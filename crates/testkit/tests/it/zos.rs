@@ -13,6 +13,7 @@ use tfchain_runtime::types::ContractData;
 use tfchain_runtime::{Call, Event, Transaction, balances};
 use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
+use zos::primitives::network::{Networks, short};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -384,7 +385,6 @@ fn runc_status(data: &std::path::Path, id: &str) -> Option<(String, u64)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zos_runs_containers_from_verified_images() {
-    let namespaces_before = netns_count();
     let grid = Grid::start(|spec| {
         spec["block_time_ms"] = json!(200);
         spec["genesis"]["params"]["uptime_report_interval_s"] = json!(2);
@@ -602,21 +602,20 @@ async fn zos_runs_containers_from_verified_images() {
         !mounts.contains(&*data.path().to_string_lossy()),
         "mounts left behind"
     );
-    assert_eq!(
-        netns_count(),
-        namespaces_before,
-        "network namespaces left behind"
-    );
+    for ns in [
+        Networks::namespace("3-net"),
+        short("c-", "3-1-web"),
+        short("c-", "3-1-peer"),
+    ] {
+        assert!(
+            !std::path::Path::new("/var/run/netns").join(&ns).exists(),
+            "network namespace {ns} left behind"
+        );
+    }
     assert!(
         !std::path::Path::new(&format!("/sys/fs/cgroup/memory/zos/{id}")).exists(),
         "cgroup left behind"
     );
-}
-
-fn netns_count() -> usize {
-    std::fs::read_dir("/var/run/netns")
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
