@@ -669,4 +669,27 @@ async fn two_nodes_each_run_only_their_own_contracts() {
             .trim(),
         port.to_string()
     );
+    // The chain restarts (SIGKILL): the agents reconnect and take new contracts.
+    let mut grid = grid;
+    grid.chain.kill9();
+    grid.chain.restart().await;
+    let client = grid.chain.client().await;
+    let cli = |args: &[&str]| grid.cli(args);
+    ok(cli(&[
+        "--key",
+        "//Bob",
+        "contract",
+        "create",
+        "--node",
+        "1",
+        &zdb_file(grid.home.path(), "db2", GIB, "pw"),
+    ]));
+    let result = reported(&client, 2, "db2").await;
+    assert_eq!(
+        result.state,
+        ResultState::Ok,
+        "{}\n{}",
+        result.message,
+        nodes[0].log()
+    );
 }
