@@ -562,11 +562,12 @@ impl Engine {
         store: &Store,
         backoff: &mut BTreeMap<String, (u32, std::time::Instant)>,
     ) -> Result<()> {
-        for local in store.locals()? {
+        for mut local in store.locals()? {
             if local.paused {
                 continue;
             }
-            for w in &local.deployment.workloads {
+            let mut restarted = false;
+            for w in &local.deployment.workloads.clone() {
                 let WorkloadData::Zmachine(_) = &w.data else {
                     continue;
                 };
@@ -605,10 +606,26 @@ impl Engine {
                         &Networks::container_namespace(&id),
                     )
                 });
-                if let Err(e) = started {
-                    tracing::warn!(container = %id, "restart failed: {e:#}");
+                let message = match started {
+                    Ok(()) => format!(
+                        "the container exited and was restarted ({} restarts)",
+                        tries + 1
+                    ),
+                    Err(e) => {
+                        tracing::warn!(container = %id, "restart failed: {e:#}");
+                        format!("the container exited; restarting it failed: {e:#}")
+                    }
+                };
+                if let Some(r) = local.results.iter_mut().find(|r| r.name == w.name) {
+                    r.message = message;
+                    r.created = now_s();
                 }
+                restarted = true;
                 backoff.insert(id, (tries + 1, std::time::Instant::now()));
+            }
+            if restarted {
+                store.put_local(&local)?;
+                self.report(&self.client().await?, &local).await?;
             }
         }
         Ok(())

@@ -121,6 +121,15 @@ impl Store {
         Ok(())
     }
 
+    /// Records a contract's deployment outside a job (a restarted container's new result).
+    pub fn put_local(&self, local: &Local) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DEPLOYMENTS)?
+            .insert(local.contract_id, codec::encode(local).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn local(&self, contract_id: ContractId) -> Result<Option<Local>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(DEPLOYMENTS)?;

@@ -550,6 +550,12 @@ async fn zos_runs_containers_from_verified_images() {
             .map(|_| ())
     })
     .await;
+    let restarted = wait_for("the restart's report", Duration::from_secs(30), || async {
+        let r = reported(client, 1, "web").await;
+        r.message.contains("restarted").then_some(r)
+    })
+    .await;
+    assert_eq!(restarted.state, ResultState::Ok);
 
     // An image whose bytes do not match the deployment's hash is refused.
     let bad = home.join("bad.json");
