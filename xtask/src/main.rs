@@ -13,7 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo            a whole local grid with a demo deployment (tfgrid up --demo); Ctrl-C stops it
   test            install what the tests need, build once, run the whole test suite
-  bench <name>    run a benchmark that compares us with our peer: chain, billing, provision, zdb";
+  bench <name>    run a benchmark that compares us with our peer: chain, billing, gridproxy, provision, zdb";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,6 +61,11 @@ fn bench(args: &[String]) -> Result<()> {
                     .args(&args[1..]),
             )
         }
+        Some("gridproxy") => setup::run(
+            Command::new("cargo")
+                .args(["bench", "-p", "gridproxy", "--bench", "gridproxy", "--"])
+                .args(&args[1..]),
+        ),
         Some("zdb") => bench_zdb::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");

@@ -12,6 +12,9 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("e2fsprogs", "mkfs.ext4"),
     // Fetching from inside test network namespaces.
     ("curl", "curl"),
+    // The explorer's tests: its dashboard in a headless browser, and its PostgreSQL store.
+    ("chromium", "chromium"),
+    ("postgresql", "pg_ctlcluster"),
 ];
 
 /// Debian packages `cargo xtask bench zdb` needs: the peer server and its load generator.

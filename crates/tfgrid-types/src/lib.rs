@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod amount;
+pub mod capacity;
 pub mod codec;
 pub mod deployment;
 pub mod hash;

@@ -71,10 +71,6 @@ pub fn detect(data: &Path) -> Result<Resources> {
     })
 }
 
-/// Memory the node keeps for itself: max(10 % of total, 2 GiB).
-pub fn memory_reserve(total: u64) -> u64 {
-    (total / 10).max(crate::limits::SYSTEM_MEMORY_RESERVE_MIN)
-}
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,6 @@ use tfgrid_types::deployment::{
 };
 use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
 
-use crate::capacity::memory_reserve;
 use crate::images::Images;
 use crate::primitives::{
     self, container::Containers, network::Networks, volume::Volumes, zdb::ZdbServer,
@@ -385,24 +384,12 @@ impl Engine {
         }
         let need = w.data.capacity();
         let total = self.total;
-        let free_mru = total
-            .mru
-            .saturating_sub(memory_reserve(total.mru))
-            .saturating_sub(used.mru);
+        // The same free capacity the explorer offers, so a node it offers does not refuse.
+        let free = tfgrid_types::capacity::free(total.mru, total.sru, total.hru, used.mru, used.sru, used.hru);
         let checks = [
-            ("memory", need.mru, free_mru, total.mru),
-            (
-                "SSD",
-                need.sru,
-                total.sru.saturating_sub(used.sru),
-                total.sru,
-            ),
-            (
-                "HDD",
-                need.hru,
-                total.hru.saturating_sub(used.hru),
-                total.hru,
-            ),
+            ("memory", need.mru, free.mru, total.mru),
+            ("SSD", need.sru, free.sru, total.sru),
+            ("HDD", need.hru, free.hru, total.hru),
         ];
         for (what, need, free, total) in checks {
             if need > free {

@@ -10,7 +10,5 @@ pub const CONTRACTS_PER_NODE_MAX: usize = 10_000;
 pub const ZDB_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait before retrying the chain after an error.
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
-/// Memory kept for the system: max(10 % of total, 2 GiB), as Zero-OS reserves.
-pub const SYSTEM_MEMORY_RESERVE_MIN: u64 = 2 * 1024 * 1024 * 1024;
 /// The largest image archive a node downloads.
 pub const IMAGE_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;

@@ -1,0 +1,202 @@
+//! The REST API (axum): the grid proxy's endpoints over the index. Every request reads one snapshot
+//! of the store on a blocking thread; [`status_of`] is the one table from errors to HTTP statuses.
+
+mod contracts;
+mod farms;
+mod nodes;
+mod openapi;
+pub mod params;
+mod stats;
+mod twins;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value as Json_, json};
+
+use crate::error::Error;
+use crate::indexer::Progress;
+use crate::limits::CONCURRENT_REQUESTS_MAX;
+use crate::store::{self, Sql, Store};
+
+pub use openapi::OPENAPI;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub progress: Arc<Progress>,
+    /// A node is up when its last uptime report is at most this old (3 report intervals).
+    pub up_window_s: u64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("up_window_s", &self.up_window_s)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The query string as name-value pairs, decoded.
+pub type RawQuery = Query<Vec<(String, String)>>;
+
+/// The one mapping from errors to HTTP statuses.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::BadParam { .. } => StatusCode::BAD_REQUEST,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Chain(_) => StatusCode::BAD_GATEWAY,
+        Error::Store(_) | Error::Overflow { .. } | Error::OtherChain { .. } | Error::Gap { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// An error as an HTTP reply: `{"error": "..."}` with its status.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        if status.is_server_error() {
+            tracing::error!("request failed: {}", self.0);
+        }
+        (status, Json(json!({ "error": self.0.to_string() }))).into_response()
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// Runs a read on a blocking thread, on one snapshot of the store.
+pub async fn read<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnMut(&mut dyn Sql) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store::read(&*store, f))
+        .await
+        .map_err(|e| Error::Store(format!("read task failed: {e}")))?
+}
+
+/// Unix seconds now.
+pub fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A page of a list, with the grid proxy's `count`, `size` and `pages` headers when asked for.
+pub fn page_response(items: Vec<Json_>, count: Option<i64>, size: u64) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Some(count) = count {
+        let pages = (count as u64).div_ceil(size);
+        headers.insert("count", HeaderValue::from(count));
+        headers.insert("size", HeaderValue::from(size));
+        headers.insert("pages", HeaderValue::from(pages));
+    }
+    (headers, Json(Json_::Array(items))).into_response()
+}
+
+/// TFT units as a decimal string, as the chain's JSON carries amounts.
+pub fn units(v: i64) -> Json_ {
+    Json_::String(v.to_string())
+}
+
+async fn health(State(state): State<AppState>) -> ApiResult {
+    let indexed = read(&state, |sql| crate::indexer::indexed(sql)).await?;
+    let p = &state.progress;
+    Ok(Json(json!({
+        "status": "ok",
+        "chain_connected": p.connected.load(std::sync::atomic::Ordering::Relaxed),
+        "chain_height": p.chain_height.load(std::sync::atomic::Ordering::Relaxed),
+        "indexed_height": indexed.as_ref().map(|i| i.height),
+        "indexed_hash": indexed.as_ref().map(|i| i.hash.clone()),
+        "indexed_timestamp_ms": indexed.as_ref().map(|i| i.timestamp_ms),
+    }))
+    .into_response())
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI.as_str(),
+    )
+        .into_response()
+}
+
+/// Every route of the API; the OpenAPI test checks this list against the document.
+pub const ROUTES: &[&str] = &[
+    "/",
+    "/health",
+    "/openapi.json",
+    "/farms",
+    "/nodes",
+    "/nodes/{id}",
+    "/gateways",
+    "/gateways/{id}",
+    "/twins",
+    "/twins/{id}/consumption",
+    "/contracts",
+    "/contracts/{id}",
+    "/contracts/{id}/bills",
+    "/public_ips",
+    "/stats",
+];
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(crate::dashboard::index))
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi_json))
+        .route("/farms", get(farms::list))
+        .route("/public_ips", get(farms::public_ips))
+        .route("/nodes", get(nodes::list))
+        .route("/nodes/{id}", get(nodes::one))
+        .route("/gateways", get(nodes::gateways))
+        .route("/gateways/{id}", get(nodes::gateway))
+        .route("/twins", get(twins::list))
+        .route("/twins/{id}/consumption", get(twins::consumption))
+        .route("/contracts", get(contracts::list))
+        .route("/contracts/{id}", get(contracts::one))
+        .route("/contracts/{id}/bills", get(contracts::bills))
+        .route("/stats", get(stats::stats))
+        .fallback(|| async { ApiError(Error::NotFound("route".into())).into_response() })
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            CONCURRENT_REQUESTS_MAX,
+        ))
+        .layer(axum::middleware::map_response(cors))
+        .with_state(state)
+}
+
+/// CORS `*` with the paging headers exposed, as the grid proxy.
+async fn cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("count, size, pages"),
+    );
+    response
+}
+
+/// Parses a path id.
+pub fn path_id(name: &str, raw: &str) -> Result<i64, Error> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| Error::bad_param(name, format!("{raw:?} is not a non-negative integer")))
+}

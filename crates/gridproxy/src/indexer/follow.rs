@@ -1,0 +1,130 @@
+//! Following the chain: subscribe to finalized heads first (so nothing is missed), then fetch every
+//! block after the last indexed one by height, a few requests ahead, and apply them in order. A lost
+//! connection is retried with a growing delay; a store bound to another chain stops the indexer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tfchain_client::{BlockId, BlockView, Client, TfchainApiClient};
+use tokio::sync::watch;
+
+use super::apply;
+use crate::error::Error;
+use crate::limits::{BLOCKS_FETCHED_AHEAD, RECONNECT_DELAY_MAX_MS};
+use crate::store::{self, Store};
+
+/// What the indexer has done so far, for `/health`.
+#[derive(Debug)]
+pub struct Progress {
+    /// The last applied height, -1 before the first block.
+    pub indexed_height: AtomicI64,
+    /// The newest finalized height the chain announced.
+    pub chain_height: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            indexed_height: AtomicI64::new(-1),
+            chain_height: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Follows the chain at `url` until `shutdown` turns true. Returns an error only for what retrying
+/// cannot fix (another chain, a gap, a broken store).
+pub async fn run(
+    store: Arc<dyn Store>,
+    url: String,
+    progress: Arc<Progress>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let known = blocking(&store, |sql| apply::indexed(sql)).await?;
+    if let Some(i) = known {
+        progress
+            .indexed_height
+            .store(i.height as i64, Ordering::Relaxed);
+    }
+    let mut delay_ms = 50;
+    loop {
+        let result = tokio::select! {
+            r = follow(&store, &url, &progress, &mut delay_ms) => r,
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        };
+        progress.connected.store(false, Ordering::Relaxed);
+        match result {
+            Err(e @ (Error::OtherChain { .. } | Error::Gap { .. } | Error::Store(_))) => {
+                return Err(e);
+            }
+            Err(e) => tracing::warn!("following the chain: {e}; retrying in {delay_ms} ms"),
+            Ok(()) => tracing::warn!("the chain closed the head subscription; reconnecting"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        }
+        delay_ms = (delay_ms * 2).min(RECONNECT_DELAY_MAX_MS);
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnMut(&mut dyn store::Sql) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store::write(&*store, f))
+        .await
+        .map_err(|e| Error::Store(format!("store task failed: {e}")))?
+}
+
+async fn fetch(client: &Client, height: u64) -> Result<BlockView, Error> {
+    client
+        .rpc()
+        .block(BlockId::Height(height))
+        .await?
+        .ok_or_else(|| Error::Chain(format!("the chain has no block {height}")))
+}
+
+/// One connection's worth of following; returns when the subscription ends.
+async fn follow(
+    store: &Arc<dyn Store>,
+    url: &str,
+    progress: &Progress,
+    delay_ms: &mut u64,
+) -> Result<(), Error> {
+    let client = Client::connect(url).await?;
+    let genesis = client.genesis_hash();
+    blocking(store, move |sql| apply::bind_chain(sql, &genesis)).await?;
+    let mut heads = client.rpc().subscribe_finalized_heads().await?;
+    let mut target = client.rpc().status().await?.height;
+    progress.connected.store(true, Ordering::Relaxed);
+    *delay_ms = 50;
+    tracing::info!("following the chain at {url} from its height {target}");
+    loop {
+        progress.chain_height.fetch_max(target, Ordering::Relaxed);
+        let next = (progress.indexed_height.load(Ordering::Relaxed) + 1) as u64;
+        if next <= target {
+            let mut blocks = futures::stream::iter(next..=target)
+                .map(|h| fetch(&client, h))
+                .buffered(BLOCKS_FETCHED_AHEAD);
+            while let Some(block) = blocks.next().await {
+                let block = block?;
+                let height = block.header.height;
+                blocking(store, move |sql| apply::apply_block(sql, &block)).await?;
+                progress
+                    .indexed_height
+                    .store(height as i64, Ordering::Relaxed);
+            }
+            continue;
+        }
+        match heads.next().await {
+            Some(Ok(head)) => target = target.max(head.height),
+            Some(Err(e)) => return Err(Error::Chain(format!("head subscription: {e}"))),
+            None => return Ok(()),
+        }
+    }
+}
