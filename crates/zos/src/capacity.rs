@@ -71,7 +71,6 @@ pub fn detect(data: &Path) -> Result<Resources> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -385,7 +385,9 @@ impl Engine {
         let need = w.data.capacity();
         let total = self.total;
         // The same free capacity the explorer offers, so a node it offers does not refuse.
-        let free = tfgrid_types::capacity::free(total.mru, total.sru, total.hru, used.mru, used.sru, used.hru);
+        let free = tfgrid_types::capacity::free(
+            total.mru, total.sru, total.hru, used.mru, used.sru, used.hru,
+        );
         let checks = [
             ("memory", need.mru, free.mru, total.mru),
             ("SSD", need.sru, free.sru, total.sru),
