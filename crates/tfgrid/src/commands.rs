@@ -154,7 +154,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             demo,
             rpc_port,
             hub_port,
-        } => crate::up::up(nodes, data, demo, rpc_port, hub_port).await,
+            explorer_port,
+        } => crate::up::up(nodes, data, demo, rpc_port, hub_port, explorer_port).await,
         Command::Contract(cmd) => match cmd {
             ContractCmd::Create { node, file } => contracts::create(&ctx, node, &file).await,
             ContractCmd::Update { id, file } => contracts::update(&ctx, id, &file).await,

@@ -76,6 +76,8 @@ pub enum Command {
         rpc_port: u16,
         #[arg(long, default_value_t = 8090)]
         hub_port: u16,
+        #[arg(long, default_value_t = 8080)]
+        explorer_port: u16,
     },
 }
 

@@ -1,7 +1,7 @@
-//! `tfgrid up`: a whole grid on this machine with one command — a dev chain, an image hub with a
-//! demo image, a farm, and N node agents with virtual capacity, each with its own data — and with
-//! `--demo`, a deployment of a 0-db namespace and a container on it. Ctrl-C stops everything it
-//! started (by the PIDs it started).
+//! `tfgrid up`: a whole grid on this machine with one command — a dev chain, the explorer with its
+//! dashboard, an image hub with a demo image, a farm, and N node agents with virtual capacity, each
+//! with its own data — and with `--demo`, a deployment of a 0-db namespace and a container on it.
+//! Ctrl-C stops everything it started (by the PIDs it started).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -115,7 +115,14 @@ fn demo_image(dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(archive))
 }
 
-pub async fn up(nodes: u32, dir: PathBuf, demo: bool, rpc_port: u16, hub_port: u16) -> Result<()> {
+pub async fn up(
+    nodes: u32,
+    dir: PathBuf,
+    demo: bool,
+    rpc_port: u16,
+    hub_port: u16,
+    explorer_port: u16,
+) -> Result<()> {
     let rpc = format!("ws://127.0.0.1:{rpc_port}");
     let hub = format!("127.0.0.1:{hub_port}");
     if dir.exists() {
@@ -162,6 +169,16 @@ pub async fn up(nodes: u32, dir: PathBuf, demo: bool, rpc_port: u16, hub_port: u
         Command::new(std::env::current_exe()?)
             .args(["hub", "serve", "--listen", &hub, "--dir"])
             .arg(&hub_dir),
+    )?;
+
+    let explorer = format!("127.0.0.1:{explorer_port}");
+    spawn(
+        &mut started,
+        "gridproxy",
+        &logs,
+        Command::new(sibling("gridproxy")?)
+            .args(["--chain", &rpc, "--listen", &explorer, "--data-dir"])
+            .arg(dir.join("gridproxy")),
     )?;
 
     eprintln!("creating the farm...");
@@ -235,6 +252,9 @@ pub async fn up(nodes: u32, dir: PathBuf, demo: bool, rpc_port: u16, hub_port: u
         ),
         None => println!("  hub      http://{hub}  (no demo image: install busybox-static)"),
     }
+    println!(
+        "  explorer http://{explorer}/  (dashboard; REST API: /nodes, /farms, /contracts, ...; /openapi.json)"
+    );
     println!("  farm     1 \"local-farm\" of //Alice (the dev council)");
     println!("  nodes    1 to {nodes}, each {CAPACITY}");
     println!("  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded)");

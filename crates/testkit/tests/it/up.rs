@@ -12,7 +12,7 @@ use zos::primitives::network::{Networks, short};
 #[test]
 fn up_demo_runs_and_ctrl_c_cleans_up() {
     let data = tempfile::tempdir().unwrap();
-    let (rpc_port, hub_port) = (free_port(), free_port());
+    let (rpc_port, hub_port, explorer_port) = (free_port(), free_port(), free_port());
     let up = Command::new(bin("tfgrid"))
         .args([
             "up",
@@ -23,6 +23,8 @@ fn up_demo_runs_and_ctrl_c_cleans_up() {
             &rpc_port.to_string(),
             "--hub-port",
             &hub_port.to_string(),
+            "--explorer-port",
+            &explorer_port.to_string(),
             "--data",
         ])
         .arg(data.path())
@@ -60,6 +62,25 @@ fn up_demo_runs_and_ctrl_c_cleans_up() {
             output.contains(expected),
             "missing {expected:?} in:\n{output}"
         );
+    }
+    // The explorer indexes the grid: its API lists both nodes.
+    let explorer = format!("http://127.0.0.1:{explorer_port}/nodes");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "3", &explorer])
+            .output()
+            .unwrap();
+        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if nodes.as_array().is_some_and(|n| n.len() == 2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the explorer did not list the nodes: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
     // The web container answers in its private network.
     let ns = std::fs::read_dir("/var/run/netns")
