@@ -350,6 +350,66 @@ impl Grid {
     }
 }
 
+/// Registers a node as Zero-OS does (funded by Alice, terms, twin, node in farm 1).
+pub async fn register_node(
+    client: &Client,
+    node: &tfgrid_types::Keypair,
+    resources: tfchain_runtime::types::Resources,
+    city: &str,
+    country: &str,
+) {
+    let alice = tfgrid_types::Keypair::from_uri("//Alice").unwrap();
+    client
+        .execute(
+            &alice,
+            tfchain_runtime::Call::Balances(tfchain_runtime::balances::Call::Transfer {
+                dest: node.account(),
+                amount: tfgrid_types::UNITS_PER_TFT,
+            }),
+        )
+        .await
+        .unwrap();
+    let tc = tfchain_runtime::tfgrid::Call::UserAcceptTc {
+        document_link: "https://zos.tf/terms/v0.1".into(),
+        document_hash: "h".into(),
+    };
+    client
+        .execute(node, tfchain_runtime::Call::Tfgrid(tc))
+        .await
+        .unwrap();
+    client
+        .execute(
+            node,
+            tfchain_runtime::Call::Tfgrid(tfchain_runtime::tfgrid::Call::CreateTwin {
+                relay: None,
+                pk: None,
+            }),
+        )
+        .await
+        .unwrap();
+    let spec = tfchain_runtime::types::NodeSpec {
+        farm_id: 1,
+        resources,
+        location: tfchain_runtime::types::Location {
+            city: city.into(),
+            country: country.into(),
+            latitude: "51.05".into(),
+            longitude: "3.71".into(),
+        },
+        interfaces: vec![],
+        secure_boot: false,
+        virtualized: true,
+        serial_number: None,
+    };
+    client
+        .execute(
+            node,
+            tfchain_runtime::Call::Tfgrid(tfchain_runtime::tfgrid::Call::CreateNode(spec)),
+        )
+        .await
+        .unwrap();
+}
+
 /// Runs the `tfgrid` CLI against a chain with a keystore in `home`.
 pub fn tfgrid(home: &Path, rpc_url: &str, args: &[&str]) -> Output {
     Command::new(bin("tfgrid"))

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value as Json_, json};
 
 use super::params::{Filter, Params};
-use super::{ApiResult, AppState, RawQuery, page_response, path_id, read, units};
+use super::{ApiResult, AppState, RawQuery, page_response, page_rows, path_id, read, units};
 use crate::error::Error;
 use crate::store::{Row, Value};
 
@@ -104,27 +104,7 @@ pub async fn list(State(state): State<AppState>, q: RawQuery) -> ApiResult {
         f.cmp("n.farm_id", "=", v);
     }
     let order = p.order_by(SORTS, "c.contract_id", "c.contract_id")?;
-    let rows_sql = format!(
-        "SELECT {COLUMNS} {FROM} {} {order} LIMIT ${} OFFSET ${}",
-        f.where_sql(),
-        f.params.len() + 1,
-        f.params.len() + 2
-    );
-    let count_sql = format!("SELECT COUNT(*) {FROM} {}", f.where_sql());
-    let mut rows_params = f.params.clone();
-    rows_params.push(paging.limit());
-    rows_params.push(paging.offset());
-    let count_params = f.params;
-    let (rows, count) = read(&state, move |sql| {
-        let rows = sql.query(&rows_sql, &rows_params)?;
-        let count = if paging.ret_count {
-            Some(sql.query_i64(&count_sql, &count_params)?)
-        } else {
-            None
-        };
-        Ok((rows, count))
-    })
-    .await?;
+    let (rows, count) = page_rows(&state, COLUMNS, FROM, f, &order, paging).await?;
     let items = rows.iter().map(contract_json).collect::<Result<_, _>>()?;
     Ok(page_response(items, count, paging.size))
 }

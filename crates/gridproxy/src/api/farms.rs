@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde_json::{Value as Json_, json};
 
 use super::params::{Filter, Params};
-use super::{ApiResult, AppState, RawQuery, page_response, read};
+use super::{ApiResult, AppState, RawQuery, page_response, page_rows, read};
 use crate::error::Error;
 use crate::store::{Row, Value};
 
@@ -179,26 +179,14 @@ pub async fn public_ips(State(state): State<AppState>, q: RawQuery) -> ApiResult
         f.cmp("contract_id", "=", v);
     }
     let order = p.order_by(IP_SORTS, "farm_id", "ip")?;
-    let rows_sql = format!(
-        "SELECT farm_id, ip, gateway, contract_id FROM public_ips {} {order} LIMIT ${} OFFSET ${}",
-        f.where_sql(),
-        f.params.len() + 1,
-        f.params.len() + 2
-    );
-    let count_sql = format!("SELECT COUNT(*) FROM public_ips {}", f.where_sql());
-    let mut rows_params = f.params.clone();
-    rows_params.push(paging.limit());
-    rows_params.push(paging.offset());
-    let count_params = f.params;
-    let (rows, count) = read(&state, move |sql| {
-        let rows = sql.query(&rows_sql, &rows_params)?;
-        let count = if paging.ret_count {
-            Some(sql.query_i64(&count_sql, &count_params)?)
-        } else {
-            None
-        };
-        Ok((rows, count))
-    })
+    let (rows, count) = page_rows(
+        &state,
+        "farm_id, ip, gateway, contract_id",
+        "FROM public_ips",
+        f,
+        &order,
+        paging,
+    )
     .await?;
     let items = rows
         .iter()

@@ -99,6 +99,39 @@ pub fn now_s() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// One page of a listing — `SELECT {columns} {from} {where} {order}` with the page's LIMIT and OFFSET —
+/// and, when the client asked for it (`ret_count`), the count of all matching rows, on one snapshot.
+pub async fn page_rows(
+    state: &AppState,
+    columns: &str,
+    from: &str,
+    filter: params::Filter,
+    order: &str,
+    paging: params::Paging,
+) -> Result<(Vec<crate::store::Row>, Option<i64>), Error> {
+    let rows_sql = format!(
+        "SELECT {columns} {from} {} {order} LIMIT ${} OFFSET ${}",
+        filter.where_sql(),
+        filter.params.len() + 1,
+        filter.params.len() + 2
+    );
+    let count_sql = format!("SELECT COUNT(*) {from} {}", filter.where_sql());
+    let mut rows_params = filter.params.clone();
+    rows_params.push(paging.limit());
+    rows_params.push(paging.offset());
+    let count_params = filter.params;
+    read(state, move |sql| {
+        let rows = sql.query(&rows_sql, &rows_params)?;
+        let count = if paging.ret_count {
+            Some(sql.query_i64(&count_sql, &count_params)?)
+        } else {
+            None
+        };
+        Ok((rows, count))
+    })
+    .await
+}
+
 /// A page of a list, with the grid proxy's `count`, `size` and `pages` headers when asked for.
 pub fn page_response(items: Vec<Json_>, count: Option<i64>, size: u64) -> Response {
     let mut headers = HeaderMap::new();

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value as Json_, json};
 
 use super::params::{Filter, Params};
-use super::{ApiResult, AppState, RawQuery, now_s, page_response, path_id, read};
+use super::{ApiResult, AppState, RawQuery, now_s, page_response, page_rows, path_id, read};
 use crate::error::Error;
 use crate::store::{Row, Value};
 
@@ -290,28 +290,7 @@ async fn list_nodes(state: AppState, q: RawQuery, gateways_only: bool) -> ApiRes
     let f = filter(&p, since, gateways_only)?;
     let order = p.order_by(SORTS, "n.node_id", "n.node_id")?;
     let from = "FROM nodes n JOIN farms f ON f.farm_id = n.farm_id";
-    let rows_sql = format!(
-        "SELECT {} {from} {} {order} LIMIT ${} OFFSET ${}",
-        columns(&status),
-        f.where_sql(),
-        f.params.len() + 1,
-        f.params.len() + 2
-    );
-    let count_sql = format!("SELECT COUNT(*) {from} {}", f.where_sql());
-    let mut rows_params = f.params.clone();
-    rows_params.push(paging.limit());
-    rows_params.push(paging.offset());
-    let count_params = f.params;
-    let (rows, count) = read(&state, move |sql| {
-        let rows = sql.query(&rows_sql, &rows_params)?;
-        let count = if paging.ret_count {
-            Some(sql.query_i64(&count_sql, &count_params)?)
-        } else {
-            None
-        };
-        Ok((rows, count))
-    })
-    .await?;
+    let (rows, count) = page_rows(&state, &columns(&status), from, f, &order, paging).await?;
     let items = rows.iter().map(node_json).collect::<Result<_, _>>()?;
     Ok(page_response(items, count, paging.size))
 }

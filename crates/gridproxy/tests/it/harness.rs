@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use testkit::{ChainProcess, bin, free_port, tfgrid, wait_for};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
+use tfchain_runtime::Call;
 use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::tfgrid::Call as GridCall;
 use tfchain_runtime::types::*;
-use tfchain_runtime::{Call, balances};
+use tfgrid_types::Keypair;
 use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
-use tfgrid_types::{Keypair, UNITS_PER_TFT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const GIB: u64 = 1 << 30;
@@ -202,59 +202,7 @@ pub fn now_s() -> u64 {
         .as_secs()
 }
 
-/// Registers a node as Zero-OS does (funded by Alice, terms, twin, node in farm 1).
-pub async fn register_node(
-    client: &Client,
-    node: &Keypair,
-    resources: Resources,
-    city: &str,
-    country: &str,
-) {
-    let alice = Keypair::from_uri("//Alice").unwrap();
-    client
-        .execute(
-            &alice,
-            Call::Balances(balances::Call::Transfer {
-                dest: node.account(),
-                amount: UNITS_PER_TFT,
-            }),
-        )
-        .await
-        .unwrap();
-    let tc = GridCall::UserAcceptTc {
-        document_link: "https://zos.tf/terms/v0.1".into(),
-        document_hash: "h".into(),
-    };
-    client.execute(node, Call::Tfgrid(tc)).await.unwrap();
-    client
-        .execute(
-            node,
-            Call::Tfgrid(GridCall::CreateTwin {
-                relay: None,
-                pk: None,
-            }),
-        )
-        .await
-        .unwrap();
-    let spec = NodeSpec {
-        farm_id: 1,
-        resources,
-        location: Location {
-            city: city.into(),
-            country: country.into(),
-            latitude: "51.05".into(),
-            longitude: "3.71".into(),
-        },
-        interfaces: vec![],
-        secure_boot: false,
-        virtualized: true,
-        serial_number: None,
-    };
-    client
-        .execute(node, Call::Tfgrid(GridCall::CreateNode(spec)))
-        .await
-        .unwrap();
-}
+pub use testkit::register_node;
 
 pub async fn report_uptime(client: &Client, node: &Keypair) {
     client

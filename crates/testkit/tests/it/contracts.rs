@@ -7,68 +7,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use testkit::{ChainProcess, fails, ok, tfgrid, wait_for};
-use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
+use tfchain_runtime::Call;
 use tfchain_runtime::smart_contract::Call as ScCall;
-use tfchain_runtime::tfgrid::Call as GridCall;
 use tfchain_runtime::types::*;
-use tfchain_runtime::{Call, balances};
+use tfgrid_types::Keypair;
 use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
-use tfgrid_types::{Keypair, UNITS_PER_TFT};
-
-/// Registers `node` as Zero-OS does: funded by Alice, terms, twin, node in farm 1.
-async fn register_node(client: &Client, node: &Keypair) {
-    let alice = Keypair::from_uri("//Alice").unwrap();
-    client
-        .execute(
-            &alice,
-            Call::Balances(balances::Call::Transfer {
-                dest: node.account(),
-                amount: UNITS_PER_TFT,
-            }),
-        )
-        .await
-        .unwrap();
-    let tc = GridCall::UserAcceptTc {
-        document_link: "https://zos.tf/terms/v0.1".into(),
-        document_hash: "h".into(),
-    };
-    client.execute(node, Call::Tfgrid(tc)).await.unwrap();
-    client
-        .execute(
-            node,
-            Call::Tfgrid(GridCall::CreateTwin {
-                relay: None,
-                pk: None,
-            }),
-        )
-        .await
-        .unwrap();
-    let gib = 1024 * 1024 * 1024;
-    let spec = NodeSpec {
-        farm_id: 1,
-        resources: Resources {
-            hru: 1000 * gib,
-            sru: 500 * gib,
-            cru: 8,
-            mru: 16 * gib,
-        },
-        location: Location {
-            city: "Ghent".into(),
-            country: "Belgium".into(),
-            latitude: "51.05".into(),
-            longitude: "3.71".into(),
-        },
-        interfaces: vec![],
-        secure_boot: false,
-        virtualized: true,
-        serial_number: None,
-    };
-    client
-        .execute(node, Call::Tfgrid(GridCall::CreateNode(spec)))
-        .await
-        .unwrap();
-}
 
 fn write(dir: &Path, name: &str, value: serde_json::Value) -> String {
     let path = dir.join(name);
@@ -111,7 +55,14 @@ async fn deploy_report_bill_update_cancel() {
         "185.206.122.33/24=185.206.122.1",
     ]));
     let node = Keypair::from_uri("//Node1").unwrap();
-    register_node(&client, &node).await;
+    let gib = 1024 * 1024 * 1024;
+    let resources = Resources {
+        hru: 1000 * gib,
+        sru: 500 * gib,
+        cru: 8,
+        mru: 16 * gib,
+    };
+    testkit::register_node(&client, &node, resources, "Ghent", "Belgium").await;
     ok(cli(&["--key", "//Bob", "twin", "create"]));
 
     // A malformed file is refused with its line and column; nothing is created.
