@@ -155,40 +155,30 @@ pub async fn update(ctx: &Ctx, contract_id: u64, path: &str) -> Result<()> {
     show_id(ctx, &client, contract_id).await
 }
 
-pub async fn create_name(ctx: &Ctx, name: String) -> Result<()> {
+/// Runs a call that creates a contract, then shows the new contract.
+async fn create_and_show(ctx: &Ctx, call: ScCall, what: &str) -> Result<()> {
     let client = ctx.client().await?;
     let included = ctx
-        .execute(
-            &client,
-            Call::SmartContract(ScCall::CreateNameContract { name }),
-            "creating the name contract",
-        )
+        .execute(&client, Call::SmartContract(call), what)
         .await?;
-    show_id(
+    let contract = created_contract(&included).context("the chain reported no contract")?;
+    show_id(ctx, &client, contract.contract_id).await
+}
+
+pub async fn create_name(ctx: &Ctx, name: String) -> Result<()> {
+    create_and_show(
         ctx,
-        &client,
-        created_contract(&included)
-            .context("no contract")?
-            .contract_id,
+        ScCall::CreateNameContract { name },
+        "creating the name contract",
     )
     .await
 }
 
 pub async fn create_rent(ctx: &Ctx, node_id: u32) -> Result<()> {
-    let client = ctx.client().await?;
-    let included = ctx
-        .execute(
-            &client,
-            Call::SmartContract(ScCall::CreateRentContract { node_id }),
-            "renting the node",
-        )
-        .await?;
-    show_id(
+    create_and_show(
         ctx,
-        &client,
-        created_contract(&included)
-            .context("no contract")?
-            .contract_id,
+        ScCall::CreateRentContract { node_id },
+        "renting the node",
     )
     .await
 }
