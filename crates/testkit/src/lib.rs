@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use tfchain_client::Client;
 
+pub mod lan;
+pub use lan::{Host, Lan};
+
 /// A binary of the workspace, built next to the test executable (`cargo nextest run --workspace`
 /// and `cargo xtask test` build every binary first).
 pub fn bin(name: &str) -> PathBuf {
@@ -61,6 +64,8 @@ pub struct ChainProcess {
     child: Option<Child>,
     pub base_path: PathBuf,
     pub port: u16,
+    /// The host namespace it runs in, if not the test's own.
+    pub host: Option<Host>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -72,6 +77,14 @@ impl ChainProcess {
 
     /// Starts a chain whose spec is the dev spec changed by `edit` (on its JSON form).
     pub async fn start_with(edit: impl FnOnce(&mut serde_json::Value)) -> ChainProcess {
+        ChainProcess::start_on(None, edit).await
+    }
+
+    /// Starts a chain (the dev spec changed by `edit`) inside `host`'s namespace, if given.
+    pub async fn start_on(
+        host: Option<Host>,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> ChainProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let out = Command::new(bin("tfchain"))
             .args(["build-spec", "--dev"])
@@ -93,6 +106,7 @@ impl ChainProcess {
             child: None,
             base_path: dir.path().to_path_buf(),
             port: free_port(),
+            host,
             _dir: Some(dir),
         };
         chain.restart().await;
@@ -100,7 +114,13 @@ impl ChainProcess {
     }
 
     pub fn rpc_url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        format!("ws://{}:{}", self.address(), self.port)
+    }
+
+    fn address(&self) -> String {
+        self.host
+            .as_ref()
+            .map_or("127.0.0.1".into(), |h| h.ip.clone())
     }
 
     /// (Re)starts the process on the same data and port, and waits until its RPC answers.
@@ -111,14 +131,18 @@ impl ChainProcess {
             .append(true)
             .open(self.base_path.join("tfchain.log"))
             .expect("log file");
-        let child = Command::new(bin("tfchain"))
+        let mut command = match &self.host {
+            Some(host) => host.command(bin("tfchain")),
+            None => Command::new(bin("tfchain")),
+        };
+        let child = command
             .arg("--chain")
             .arg(self.base_path.join("spec.json"))
             .args([
                 "--validator",
                 "//Alice",
                 "--rpc-addr",
-                &format!("127.0.0.1:{}", self.port),
+                &format!("{}:{}", self.address(), self.port),
                 "--base-path",
             ])
             .arg(self.base_path.join("data"))
@@ -168,12 +192,25 @@ pub struct ZosProcess {
     child: Option<Child>,
     args: Vec<String>,
     pub data_dir: PathBuf,
+    host: Option<Host>,
 }
 
 impl ZosProcess {
     /// Starts `zos` for `farm` on the chain at `rpc_url` with a virtual `capacity`; its identity seed is
     /// written first, so the caller knows (and can fund) the node's account.
     pub fn start(
+        rpc_url: &str,
+        farm: u32,
+        capacity: &str,
+        data_dir: &Path,
+        seed: [u8; 32],
+    ) -> ZosProcess {
+        ZosProcess::start_on(None, rpc_url, farm, capacity, data_dir, seed)
+    }
+
+    /// Starts `zos` inside `host`'s namespace (its services listen on the host's address), if given.
+    pub fn start_on(
+        host: Option<Host>,
         rpc_url: &str,
         farm: u32,
         capacity: &str,
@@ -197,10 +234,15 @@ impl ZosProcess {
             "--zdb-bin".into(),
             bin("zdb").to_string_lossy().into_owned(),
         ];
+        let mut args = args;
+        if let Some(host) = &host {
+            args.extend(["--host".to_string(), host.ip.clone()]);
+        }
         let mut zos = ZosProcess {
             child: None,
             args,
             data_dir: data_dir.to_path_buf(),
+            host,
         };
         zos.restart();
         zos
@@ -213,7 +255,11 @@ impl ZosProcess {
             .append(true)
             .open(self.data_dir.join("zos.log"))
             .expect("log");
-        let child = Command::new(bin("zos"))
+        let mut command = match &self.host {
+            Some(host) => host.command(bin("zos")),
+            None => Command::new(bin("zos")),
+        };
+        let child = command
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -291,7 +337,12 @@ pub struct Grid {
 
 impl Grid {
     pub async fn start(edit: impl FnOnce(&mut serde_json::Value)) -> Grid {
-        let chain = ChainProcess::start_with(edit).await;
+        Grid::start_on(None, edit).await
+    }
+
+    /// A grid whose chain runs in `host`'s namespace, if given.
+    pub async fn start_on(host: Option<Host>, edit: impl FnOnce(&mut serde_json::Value)) -> Grid {
+        let chain = ChainProcess::start_on(host, edit).await;
         let client = chain.client().await;
         let grid = Grid {
             chain,
@@ -317,6 +368,19 @@ impl Grid {
         capacity: &str,
         data_dir: &Path,
     ) -> ZosProcess {
+        self.add_node_on(None, node_id, seed, capacity, data_dir)
+            .await
+    }
+
+    /// [`Grid::add_node`], with the agent in `host`'s namespace, if given.
+    pub async fn add_node_on(
+        &self,
+        host: Option<Host>,
+        node_id: u32,
+        seed: [u8; 32],
+        capacity: &str,
+        data_dir: &Path,
+    ) -> ZosProcess {
         use tfchain_client::api::TfchainApiClient;
         let alice = tfgrid_types::Keypair::from_uri("//Alice").expect("dev key");
         let dest = tfgrid_types::Keypair::from_seed(seed).account();
@@ -328,7 +392,7 @@ impl Grid {
             .execute(&alice, tfchain_runtime::Call::Balances(fund))
             .await
             .expect("funding the node");
-        let zos = ZosProcess::start(&self.chain.rpc_url(), 1, capacity, data_dir, seed);
+        let zos = ZosProcess::start_on(host, &self.chain.rpc_url(), 1, capacity, data_dir, seed);
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
             .client

@@ -699,3 +699,83 @@ async fn two_nodes_each_run_only_their_own_contracts() {
         nodes[0].log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chain_and_nodes_in_network_namespaces() {
+    // Separate hosts on a LAN of network namespaces; the test reaches them over its own leg.
+    let mut lan = testkit::Lan::new();
+    let (chain_host, host1, host2) = (lan.host(), lan.host(), lan.host());
+    let grid = Grid::start_on(Some(chain_host.clone()), |spec| {
+        spec["block_time_ms"] = json!(200)
+    })
+    .await;
+    assert!(grid.chain.rpc_url().contains(&chain_host.ip));
+    let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let capacity = "cru=4,mru=8G,sru=100G,hru=50G";
+    let _node1 = grid
+        .add_node_on(
+            Some(host1),
+            1,
+            Hash32::of("lan", b"1").0,
+            capacity,
+            dir1.path(),
+        )
+        .await;
+    let node2 = grid
+        .add_node_on(
+            Some(host2.clone()),
+            2,
+            Hash32::of("lan", b"2").0,
+            capacity,
+            dir2.path(),
+        )
+        .await;
+    ok(grid.cli(&["--key", "//Bob", "twin", "create"]));
+    ok(grid.cli(&[
+        "--key",
+        "//Bob",
+        "contract",
+        "create",
+        "--node",
+        "2",
+        &zdb_file(grid.home.path(), "db", GIB, "pw"),
+    ]));
+    let result = reported(&grid.client, 1, "db").await;
+    assert_eq!(
+        result.state,
+        ResultState::Ok,
+        "{}\n{}",
+        result.message,
+        node2.log()
+    );
+    let ResultData::Zdb {
+        namespace: ns,
+        ips,
+        port,
+    } = result.data
+    else {
+        panic!()
+    };
+    // The namespace is served at node 2's own address on the LAN.
+    assert_eq!(ips, vec![host2.ip.clone()]);
+    let client = redis::Client::open(format!("redis://{}:{port}/", host2.ip)).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SELECT")
+        .arg(&ns)
+        .arg("pw")
+        .query_async::<()>(&mut con)
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg("k")
+        .arg("over the lan")
+        .query_async::<Vec<u8>>(&mut con)
+        .await
+        .unwrap();
+    let value: String = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(value, "over the lan");
+}
