@@ -9,9 +9,10 @@ use serde_json::json;
 use testkit::{Grid, ok, wait_for};
 use tfchain_client::Client;
 use tfchain_client::api::{BlockId, ContractView, TfchainApiClient};
+use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::types::ContractData;
 use tfchain_runtime::{Call, Event, Transaction, balances};
-use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
+use tfgrid_types::deployment::{Deployment, ResultData, ResultState, WorkloadResult};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 use zos::primitives::network::{Networks, short};
 
@@ -143,6 +144,45 @@ async fn zos_provisions_zdb_namespaces_from_contracts() {
         "provisioning: contract in block {created_at}, state report in block {reported_at} (200 ms blocks); CLI to report {provision_time:?}"
     );
 
+    // A deployment that names a required co-signer who did not sign is refused by the chain, with
+    // the reason, before any node sees it.
+    let bob = Keypair::from_uri("//Bob").unwrap();
+    let bob_twin = client
+        .rpc()
+        .twin_by_account(bob.account())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let mut unsigned: Deployment = serde_json::from_value(json!({
+        "version": 0, "twin_id": bob_twin,
+        "signature_requirement": { "requests": [
+            { "twin_id": bob_twin, "required": true, "weight": 1 },
+            { "twin_id": 1, "required": true, "weight": 1 } ], "weight_required": 2 },
+        "workloads": [{ "version": 0, "name": "x", "type": "zdb",
+            "data": { "size": 1024, "mode": "user", "password": { "plain": "p" } } }] }))
+    .unwrap();
+    unsigned
+        .seal_secrets(&node_key_account(client, 1).await, &mut rand::thread_rng())
+        .unwrap();
+    unsigned.sign(bob_twin, &bob);
+    let refused = client
+        .execute(
+            &bob,
+            Call::SmartContract(ScCall::CreateNodeContract {
+                node_id: 1,
+                deployment: unsigned,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("the signature of required twin 1 is missing"),
+        "{refused}"
+    );
+
     // Over-commitment is refused with the resource named: 50 GiB HDD, 10 used.
     ok(cli(&[
         "--key",
@@ -181,6 +221,18 @@ async fn zos_provisions_zdb_namespaces_from_contracts() {
         view.contract.contract_type,
         ContractData::NodeContract(_)
     ));
+}
+
+/// The account of node `node_id`'s twin: what secrets are sealed to.
+async fn node_key_account(client: &Client, node_id: u32) -> tfgrid_types::AccountId {
+    let node = client.rpc().node(node_id).await.unwrap().unwrap();
+    client
+        .rpc()
+        .twin(node.node.twin_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .account_id
 }
 
 /// The height of the first block with an event matching `f`.
