@@ -38,6 +38,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A command running the workspace binary `program` in `host`'s namespace (the test's own when
+/// `None`), its output appended to `log`.
+fn daemon(host: Option<&Host>, program: &str, log: &Path) -> Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut command = match host {
+        Some(host) => host.command(bin(program)),
+        None => Command::new(bin(program)),
+    };
+    command.stdout(Stdio::null()).stderr(log);
+    command
+}
+
 /// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
@@ -126,30 +142,23 @@ impl ChainProcess {
     /// (Re)starts the process on the same data and port, and waits until its RPC answers.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "the chain is still running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.base_path.join("tfchain.log"))
-            .expect("log file");
-        let mut command = match &self.host {
-            Some(host) => host.command(bin("tfchain")),
-            None => Command::new(bin("tfchain")),
-        };
-        let child = command
-            .arg("--chain")
-            .arg(self.base_path.join("spec.json"))
-            .args([
-                "--validator",
-                "//Alice",
-                "--rpc-addr",
-                &format!("{}:{}", self.address(), self.port),
-                "--base-path",
-            ])
-            .arg(self.base_path.join("data"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting tfchain");
+        let child = daemon(
+            self.host.as_ref(),
+            "tfchain",
+            &self.base_path.join("tfchain.log"),
+        )
+        .arg("--chain")
+        .arg(self.base_path.join("spec.json"))
+        .args([
+            "--validator",
+            "//Alice",
+            "--rpc-addr",
+            &format!("{}:{}", self.address(), self.port),
+            "--base-path",
+        ])
+        .arg(self.base_path.join("data"))
+        .spawn()
+        .expect("starting tfchain");
         self.child = Some(child);
         let url = self.rpc_url();
         wait_for("the chain's RPC", Duration::from_secs(30), || {
@@ -250,19 +259,8 @@ impl ZosProcess {
 
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "zos is still running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.join("zos.log"))
-            .expect("log");
-        let mut command = match &self.host {
-            Some(host) => host.command(bin("zos")),
-            None => Command::new(bin("zos")),
-        };
-        let child = command
+        let child = daemon(self.host.as_ref(), "zos", &self.data_dir.join("zos.log"))
             .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(log)
             .spawn()
             .expect("starting zos");
         self.child = Some(child);
