@@ -41,6 +41,17 @@ fn resources_per_hour(r: &Resources, policy: &PricingPolicy) -> u128 {
     (su(r) * policy.terms.su.value as u128 + cu(r) * policy.terms.cu.value as u128) / SCALE
 }
 
+/// What a node contract using `resources` (none on a rented node) with `public_ips` costs an hour,
+/// in units-USD: what billing charges and what a client shows before deploying.
+pub fn node_contract_per_hour_usd(
+    resources: Option<&Resources>,
+    public_ips: u32,
+    policy: &PricingPolicy,
+) -> u128 {
+    resources.map_or(0, |r| resources_per_hour(r, policy))
+        + public_ips as u128 * policy.terms.ipu.value as u128
+}
+
 fn pricing(state: &State) -> &PricingPolicy {
     state
         .pricing_policies
@@ -54,15 +65,11 @@ pub fn cost_per_hour_usd(state: &State, contract: &Contract) -> u128 {
     match &contract.contract_type {
         ContractData::NodeContract(c) => {
             let rented = state.rent_contract_by_node.contains(&c.node_id);
-            let resources = if rented {
-                0
-            } else {
-                state
-                    .contract_resources
-                    .get(&contract.contract_id)
-                    .map_or(0, |r| resources_per_hour(r, policy))
+            let resources = match rented {
+                true => None,
+                false => state.contract_resources.get(&contract.contract_id),
             };
-            resources + c.public_ips as u128 * policy.terms.ipu.value as u128
+            node_contract_per_hour_usd(resources, c.public_ips, policy)
         }
         ContractData::NameContract { .. } => policy.terms.unique_name.value as u128,
         ContractData::RentContract { node_id } => {
@@ -84,12 +91,18 @@ pub fn cost_per_hour_usd(state: &State, contract: &Contract) -> u128 {
 
 /// Units of TFT for an amount of units-USD at the clamped price.
 pub fn usd_to_tft(state: &State, usd: u128) -> Balance {
-    let price = state
-        .tft_price
-        .get(&())
-        .expect("genesis sets the TFT price")
-        .effective_musd() as u128;
-    usd.saturating_mul(1000) / price
+    usd_to_tft_at(
+        state
+            .tft_price
+            .get(&())
+            .expect("genesis sets the TFT price"),
+        usd,
+    )
+}
+
+/// Units of TFT for an amount of units-USD at `price` (clamped).
+pub fn usd_to_tft_at(price: &TftPrice, usd: u128) -> Balance {
+    usd.saturating_mul(1000) / price.effective_musd() as u128
 }
 
 /// TFChain's discount for twins that hold months of their spending: (level, percent paid).
