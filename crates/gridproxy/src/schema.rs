@@ -1,8 +1,9 @@
 //! The index's tables, in SQL that SQLite and PostgreSQL both accept (BIGINT for every integer,
-//! 0/1 for booleans, TEXT for strings, addresses, hashes and JSON documents). Version 1.
+//! 0/1 for booleans, TEXT for strings, addresses, hashes and JSON documents). Version 2: the
+//! `meta` table also keeps the prices billing uses (pricing policy 1 and the TFT price, as JSON).
 
 /// Bumped when a table changes shape; a store of another version is refused.
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (

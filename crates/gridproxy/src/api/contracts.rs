@@ -1,15 +1,19 @@
 //! `/contracts`, `/contracts/{id}` (with the deployment and the workload states the node reported)
-//! and `/contracts/{id}/bills`. Deleted contracts stay, with their cause.
+//! and `/contracts/{id}/bills`. Deleted contracts stay, with their cause. Each contract carries its
+//! cost per hour now ([`crate::cost`]), zero once deleted.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde_json::{Value as Json_, json};
 
+use tfchain_runtime::types::Resources;
+
 use super::params::{Filter, Params};
-use super::{ApiResult, AppState, RawQuery, page_response, page_rows, path_id, read, units};
+use super::{ApiResult, AppState, PageQuery, RawQuery, page_response, path_id, read, units};
+use crate::cost::{Priced, Prices};
 use crate::error::Error;
-use crate::store::{Row, Value};
+use crate::store::{Row, Sql, Value};
 
 pub(super) const FILTERS: &[&str] = &[
     "contract_id",
@@ -36,12 +40,73 @@ const SORTS: &[(&str, &str)] = &[
 const COLUMNS: &str = "c.contract_id, c.twin_id, c.contract_type, c.state, c.node_id, c.name, \
      c.deployment_hash, c.deployment_version, c.number_of_public_ips, c.cru, c.mru, c.sru, c.hru, \
      c.reported_cru, c.reported_mru, c.reported_sru, c.reported_hru, c.grace_since_block, c.cause, \
-     c.created_at, c.updated_at, n.farm_id, f.name";
+     c.created_at, c.updated_at, n.farm_id, f.name, n.rent_contract_id, n.power_state, n.total_cru, \
+     n.total_mru, n.total_sru, n.total_hru";
+
+/// The column after [`COLUMNS`] in `/contracts/{id}`.
+const DEPLOYMENT_COLUMN: usize = 29;
 
 const FROM: &str = "FROM contracts c LEFT JOIN nodes n ON n.node_id = c.node_id \
      LEFT JOIN farms f ON f.farm_id = n.farm_id";
 
-fn contract_json(r: &Row) -> Result<Json_, Error> {
+fn resources(r: &Row, first: usize) -> Result<Resources, Error> {
+    Ok(Resources {
+        cru: r.u64(first)?,
+        mru: r.u64(first + 1)?,
+        sru: r.u64(first + 2)?,
+        hru: r.u64(first + 3)?,
+    })
+}
+
+/// What the contract's price depends on; nothing once it is deleted.
+fn priced(r: &Row) -> Result<Option<Priced>, Error> {
+    if r.str(3)? == "Deleted" {
+        return Ok(None);
+    }
+    let node_exists = r.opt_str(24)?.is_some();
+    Ok(Some(match r.str(2)?.as_str() {
+        "node" => Priced::Node {
+            public_ips: u32::try_from(r.u64(8)?)
+                .map_err(|_| Error::Store("number of public IPs out of range".into()))?,
+            reported: resources(r, 13)?,
+            node_rented: r.i64(23)? != 0,
+        },
+        "name" => Priced::Name,
+        _ => Priced::Rent {
+            node_up: (node_exists && r.str(24)? != "Down")
+                .then(|| resources(r, 25))
+                .transpose()?,
+        },
+    }))
+}
+
+/// The contract's cost per hour in TFT units, as a decimal string; null until the indexer knows
+/// the prices.
+fn cost_per_hour(prices: Option<&Prices>, r: &Row) -> Result<Option<u128>, Error> {
+    let Some(prices) = prices else {
+        return Ok(None);
+    };
+    Ok(Some(priced(r)?.map_or(0, |p| prices.tft_per_hour(&p))))
+}
+
+/// What an hour of all the twin's active contracts costs now, as the chain's `twin_consumption`
+/// sums it; none until the indexer knows the prices.
+pub(super) fn twin_cost_per_hour(sql: &mut dyn Sql, twin_id: i64) -> Result<Option<u128>, Error> {
+    let Some(prices) = crate::indexer::prices(sql)? else {
+        return Ok(None);
+    };
+    let rows = sql.query(
+        &format!("SELECT {COLUMNS} {FROM} WHERE c.twin_id = $1 AND c.state <> 'Deleted'"),
+        &[Value::Int(twin_id)],
+    )?;
+    let mut total: u128 = 0;
+    for r in &rows {
+        total += cost_per_hour(Some(&prices), r)?.unwrap_or(0);
+    }
+    Ok(Some(total))
+}
+
+fn contract_json(r: &Row, prices: Option<&Prices>) -> Result<Json_, Error> {
     let kind = r.str(2)?;
     let details = match kind.as_str() {
         "node" => json!({
@@ -68,6 +133,7 @@ fn contract_json(r: &Row) -> Result<Json_, Error> {
         "cause": r.opt_str(18)?,
         "created_at": r.i64(19)?,
         "updated_at": r.i64(20)?,
+        "cost_per_hour": cost_per_hour(prices, r)?.map(|v| v.to_string()),
         "details": details,
     }))
 }
@@ -104,27 +170,34 @@ pub async fn list(State(state): State<AppState>, q: RawQuery) -> ApiResult {
         f.cmp("n.farm_id", "=", v);
     }
     let order = p.order_by(SORTS, "c.contract_id", "c.contract_id")?;
-    let (rows, count) = page_rows(&state, COLUMNS, FROM, f, &order, paging).await?;
-    let items = rows.iter().map(contract_json).collect::<Result<_, _>>()?;
+    let query = PageQuery::new(COLUMNS, FROM, f, &order, paging);
+    let ((rows, count), prices) = read(&state, move |sql| {
+        Ok((query.run(sql)?, crate::indexer::prices(sql)?))
+    })
+    .await?;
+    let items = rows
+        .iter()
+        .map(|r| contract_json(r, prices.as_ref()))
+        .collect::<Result<_, _>>()?;
     Ok(page_response(items, count, paging.size))
 }
 
 pub async fn one(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult {
     let id = path_id("id", &raw)?;
     let one_sql = format!("SELECT {COLUMNS}, c.deployment {FROM} WHERE c.contract_id = $1");
-    let (row, workloads) = read(&state, move |sql| {
+    let (row, workloads, prices) = read(&state, move |sql| {
         let row = sql.query_opt(&one_sql, &[Value::Int(id)])?;
         let workloads = sql.query(
             "SELECT name, deployment_version, state, message, result, created, reported_at \
              FROM workloads WHERE contract_id = $1 ORDER BY name",
             &[Value::Int(id)],
         )?;
-        Ok((row, workloads))
+        Ok((row, workloads, crate::indexer::prices(sql)?))
     })
     .await?;
     let row = row.ok_or_else(|| Error::NotFound(format!("contract {id}")))?;
-    let mut contract = contract_json(&row)?;
-    if let Some(text) = row.opt_str(23)? {
+    let mut contract = contract_json(&row, prices.as_ref())?;
+    if let Some(text) = row.opt_str(DEPLOYMENT_COLUMN)? {
         let deployment: Json_ = serde_json::from_str(&text)
             .map_err(|e| Error::Store(format!("stored deployment of contract {id}: {e}")))?;
         contract["details"]["deployment"] = deployment;

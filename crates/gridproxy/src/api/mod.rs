@@ -100,7 +100,56 @@ pub fn now_s() -> i64 {
 }
 
 /// One page of a listing — `SELECT {columns} {from} {where} {order}` with the page's LIMIT and OFFSET —
-/// and, when the client asked for it (`ret_count`), the count of all matching rows, on one snapshot.
+/// and, when the client asked for it (`ret_count`), the count of all matching rows.
+#[derive(Debug, Clone)]
+pub struct PageQuery {
+    rows_sql: String,
+    rows_params: Vec<crate::store::Value>,
+    count_sql: String,
+    count_params: Vec<crate::store::Value>,
+    ret_count: bool,
+}
+
+impl PageQuery {
+    pub fn new(
+        columns: &str,
+        from: &str,
+        filter: params::Filter,
+        order: &str,
+        paging: params::Paging,
+    ) -> PageQuery {
+        let rows_sql = format!(
+            "SELECT {columns} {from} {} {order} LIMIT ${} OFFSET ${}",
+            filter.where_sql(),
+            filter.params.len() + 1,
+            filter.params.len() + 2
+        );
+        let count_sql = format!("SELECT COUNT(*) {from} {}", filter.where_sql());
+        let mut rows_params = filter.params.clone();
+        rows_params.push(paging.limit());
+        rows_params.push(paging.offset());
+        PageQuery {
+            rows_sql,
+            rows_params,
+            count_sql,
+            count_params: filter.params,
+            ret_count: paging.ret_count,
+        }
+    }
+
+    /// Runs in the caller's snapshot.
+    pub fn run(&self, sql: &mut dyn Sql) -> Result<(Vec<crate::store::Row>, Option<i64>), Error> {
+        let rows = sql.query(&self.rows_sql, &self.rows_params)?;
+        let count = if self.ret_count {
+            Some(sql.query_i64(&self.count_sql, &self.count_params)?)
+        } else {
+            None
+        };
+        Ok((rows, count))
+    }
+}
+
+/// A [`PageQuery`] on one snapshot.
 pub async fn page_rows(
     state: &AppState,
     columns: &str,
@@ -109,27 +158,8 @@ pub async fn page_rows(
     order: &str,
     paging: params::Paging,
 ) -> Result<(Vec<crate::store::Row>, Option<i64>), Error> {
-    let rows_sql = format!(
-        "SELECT {columns} {from} {} {order} LIMIT ${} OFFSET ${}",
-        filter.where_sql(),
-        filter.params.len() + 1,
-        filter.params.len() + 2
-    );
-    let count_sql = format!("SELECT COUNT(*) {from} {}", filter.where_sql());
-    let mut rows_params = filter.params.clone();
-    rows_params.push(paging.limit());
-    rows_params.push(paging.offset());
-    let count_params = filter.params;
-    read(state, move |sql| {
-        let rows = sql.query(&rows_sql, &rows_params)?;
-        let count = if paging.ret_count {
-            Some(sql.query_i64(&count_sql, &count_params)?)
-        } else {
-            None
-        };
-        Ok((rows, count))
-    })
-    .await
+    let query = PageQuery::new(columns, from, filter, order, paging);
+    read(state, move |sql| query.run(sql)).await
 }
 
 /// A page of a list, with the grid proxy's `count`, `size` and `pages` headers when asked for.

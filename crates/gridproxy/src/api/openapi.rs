@@ -11,7 +11,37 @@ struct Endpoint {
     /// Query parameters: name, JSON schema type, description.
     query: &'static [(&'static str, &'static str, &'static str)],
     paged: bool,
+    /// Fields of the answer (of each item, for a list): name, JSON schema type, description.
+    fields: &'static [(&'static str, &'static str, &'static str)],
 }
+
+/// Amounts are decimal strings of TFT units (10^-7 TFT), as the chain's JSON carries them.
+const CONTRACT_FIELDS: &[(&str, &str, &str)] = &[
+    ("contract_id", "integer", "id"),
+    ("twin_id", "integer", "owner twin"),
+    ("type", "string", "node, name or rent"),
+    ("state", "string", "Created, GracePeriod or Deleted"),
+    (
+        "grace_since_block",
+        "integer",
+        "block the grace period began, if in it",
+    ),
+    ("cause", "string", "why a deleted contract ended"),
+    ("created_at", "integer", "unix seconds"),
+    ("updated_at", "integer", "unix seconds"),
+    (
+        "cost_per_hour",
+        "string",
+        "TFT units an hour of the contract costs now before the balance discount, as the chain \
+         bills it (0 once deleted; null before the indexer knows the prices)",
+    ),
+    (
+        "details",
+        "object",
+        "node, deployment hash and version, public IPs, farm, resources and reported resources \
+         of a node contract; the name of a name contract; the node of a rent contract",
+    ),
+];
 
 const NODE_QUERY: &[(&str, &str, &str)] = &[
     (
@@ -77,18 +107,21 @@ const ENDPOINTS: &[Endpoint] = &[
         summary: "the web dashboard (HTML)",
         query: &[],
         paged: false,
+        fields: &[],
     },
     Endpoint {
         path: "/health",
         summary: "the indexer's progress",
         query: &[],
         paged: false,
+        fields: &[],
     },
     Endpoint {
         path: "/openapi.json",
         summary: "this document",
         query: &[],
         paged: false,
+        fields: &[],
     },
     Endpoint {
         path: "/farms",
@@ -111,30 +144,35 @@ const ENDPOINTS: &[Endpoint] = &[
             ),
         ],
         paged: true,
+        fields: &[],
     },
     Endpoint {
         path: "/nodes",
         summary: "nodes",
         query: NODE_QUERY,
         paged: true,
+        fields: &[],
     },
     Endpoint {
         path: "/nodes/{id}",
         summary: "one node",
         query: &[],
         paged: false,
+        fields: &[],
     },
     Endpoint {
         path: "/gateways",
         summary: "nodes with a domain",
         query: NODE_QUERY,
         paged: true,
+        fields: &[],
     },
     Endpoint {
         path: "/gateways/{id}",
         summary: "one gateway",
         query: &[],
         paged: false,
+        fields: &[],
     },
     Endpoint {
         path: "/twins",
@@ -146,12 +184,30 @@ const ENDPOINTS: &[Endpoint] = &[
             ("public_key", "string", "hex public key"),
         ],
         paged: true,
+        fields: &[],
     },
     Endpoint {
         path: "/twins/{id}/consumption",
-        summary: "TFT a twin paid, in all and in the last hour",
+        summary: "TFT a twin paid, in all and in the last hour, and what an hour costs it now",
         query: &[],
         paged: false,
+        fields: &[
+            ("twin_id", "integer", "the twin"),
+            ("total_billed", "string", "TFT units billed in all"),
+            (
+                "last_hour_billed",
+                "string",
+                "TFT units billed in the last hour of chain time",
+            ),
+            ("last_bill_s", "integer", "unix seconds of the last bill"),
+            ("active_contracts", "integer", "contracts not deleted"),
+            (
+                "cost_per_hour",
+                "string",
+                "TFT units an hour of the active contracts costs now, the sum of their \
+                 cost_per_hour (null before the indexer knows the prices)",
+            ),
+        ],
     },
     Endpoint {
         path: "/contracts",
@@ -172,18 +228,21 @@ const ENDPOINTS: &[Endpoint] = &[
             ("farm_id", "integer", "farm of the contract's node"),
         ],
         paged: true,
+        fields: CONTRACT_FIELDS,
     },
     Endpoint {
         path: "/contracts/{id}",
         summary: "one contract with its deployment and workload states",
         query: &[],
         paged: false,
+        fields: CONTRACT_FIELDS,
     },
     Endpoint {
         path: "/contracts/{id}/bills",
         summary: "a contract's bills",
         query: &[],
         paged: true,
+        fields: &[],
     },
     Endpoint {
         path: "/public_ips",
@@ -196,6 +255,7 @@ const ENDPOINTS: &[Endpoint] = &[
             ("contract_id", "integer", "used by this contract"),
         ],
         paged: true,
+        fields: &[],
     },
     Endpoint {
         path: "/stats",
@@ -206,6 +266,7 @@ const ENDPOINTS: &[Endpoint] = &[
             "count only nodes of these statuses: up, down, standby",
         )],
         paged: false,
+        fields: &[],
     },
 ];
 
@@ -243,13 +304,34 @@ fn document() -> Value {
             params.push(parameter("sort_by", "string", "field to sort by", "query"));
             params.push(parameter("sort_order", "string", "asc or desc", "query"));
         }
+        let properties: Map<String, Value> = e
+            .fields
+            .iter()
+            .map(|(name, kind, description)| {
+                (
+                    (*name).to_owned(),
+                    json!({ "type": kind, "description": description }),
+                )
+            })
+            .collect();
+        let item = if properties.is_empty() {
+            json!({})
+        } else {
+            json!({ "type": "object", "properties": properties })
+        };
+        let schema = if e.paged {
+            json!({ "type": "array", "items": item })
+        } else {
+            item
+        };
         paths.insert(
             e.path.to_owned(),
             json!({ "get": {
                 "summary": e.summary,
                 "parameters": params,
                 "responses": {
-                    "200": { "description": "OK", "content": { "application/json": {} } },
+                    "200": { "description": "OK",
+                             "content": { "application/json": { "schema": schema } } },
                     "400": { "description": "a bad parameter, named in `error`" },
                     "404": { "description": "not found" },
                     "500": { "description": "the store failed" },

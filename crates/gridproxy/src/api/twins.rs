@@ -1,5 +1,5 @@
 //! `/twins` and `/twins/{id}/consumption` (what a twin paid in all, and in the last hour of chain
-//! time).
+//! time, and what an hour of its active contracts costs now).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -53,7 +53,7 @@ pub async fn list(State(state): State<AppState>, q: RawQuery) -> ApiResult {
 
 pub async fn consumption(State(state): State<AppState>, Path(raw): Path<String>) -> ApiResult {
     let id = path_id("id", &raw)?;
-    let (exists, total, last_bill, last_hour, active) = read(&state, move |sql| {
+    let (exists, total, last_bill, last_hour, active, cost) = read(&state, move |sql| {
         let twin = Value::Int(id);
         let exists = sql
             .query_opt(
@@ -80,7 +80,8 @@ pub async fn consumption(State(state): State<AppState>, Path(raw): Path<String>)
             "SELECT COUNT(*) FROM contracts WHERE twin_id = $1 AND state <> 'Deleted'",
             &[twin],
         )?;
-        Ok((exists, total, last_bill, last_hour, active))
+        let cost = super::contracts::twin_cost_per_hour(sql, id)?;
+        Ok((exists, total, last_bill, last_hour, active, cost))
     })
     .await?;
     if !exists {
@@ -92,6 +93,7 @@ pub async fn consumption(State(state): State<AppState>, Path(raw): Path<String>)
         "last_hour_billed": units(last_hour),
         "last_bill_s": last_bill,
         "active_contracts": active,
+        "cost_per_hour": cost.map(|v| v.to_string()),
     }))
     .into_response())
 }

@@ -6,11 +6,13 @@ use std::collections::BTreeSet;
 use tfchain_client::BlockView;
 use tfchain_runtime::Event;
 use tfchain_runtime::types::{
-    Contract, ContractData, ContractState, Farm, Node, Power, PowerState, PublicConfig,
+    Contract, ContractData, ContractState, Farm, Node, Power, PowerState, PricingPolicy,
+    PublicConfig, TftPrice,
 };
 use tfgrid_types::capacity;
 use tfgrid_types::{FarmId, Hash32, NodeId};
 
+use crate::cost::Prices;
 use crate::error::Error;
 use crate::schema::SCHEMA_VERSION;
 use crate::store::{Sql, Value, int};
@@ -80,6 +82,51 @@ pub fn bind_chain(sql: &mut dyn Sql, genesis: &Hash32) -> Result<(), Error> {
             chain: genesis,
         }),
     }
+}
+
+/// The pricing policy billing uses (the chain's `pricing(state)`).
+const BILLING_POLICY_ID: u32 = 1;
+const META_PRICING_POLICY: &str = "pricing_policy";
+const META_TFT_PRICE: &str = "tft_price";
+
+fn meta_json<T: serde::de::DeserializeOwned>(
+    sql: &mut dyn Sql,
+    key: &str,
+) -> Result<Option<T>, Error> {
+    meta(sql, key)?
+        .map(|v| serde_json::from_str(&v).map_err(|e| Error::Store(format!("meta {key}: {e}"))))
+        .transpose()
+}
+
+fn set_meta_json(sql: &mut dyn Sql, key: &str, value: &impl serde::Serialize) -> Result<(), Error> {
+    let text =
+        serde_json::to_string(value).map_err(|e| Error::Store(format!("meta {key}: {e}")))?;
+    set_meta(sql, key, text)
+}
+
+/// Keeps the chain's TFT price unless one is known: genesis sets it without an event, so a new
+/// store starts from the price the chain reports, and the price events replayed from there bring
+/// it to the chain's once the index has caught up.
+pub fn seed_tft_price(sql: &mut dyn Sql, price: &TftPrice) -> Result<(), Error> {
+    if meta(sql, META_TFT_PRICE)?.is_none() {
+        set_meta_json(sql, META_TFT_PRICE, price)?;
+    }
+    Ok(())
+}
+
+/// What billing prices with, once the indexer knows both the policy and the TFT price.
+pub fn prices(sql: &mut dyn Sql) -> Result<Option<Prices>, Error> {
+    let policy: Option<PricingPolicy> = meta_json(sql, META_PRICING_POLICY)?;
+    let tft: Option<TftPrice> = meta_json(sql, META_TFT_PRICE)?;
+    Ok(policy.zip(tft).map(|(policy, tft)| Prices { policy, tft }))
+}
+
+/// Changes the kept TFT price; the chain emits these only after genesis, so one is kept already.
+fn update_tft_price(sql: &mut dyn Sql, change: impl FnOnce(&mut TftPrice)) -> Result<(), Error> {
+    let mut price: TftPrice = meta_json(sql, META_TFT_PRICE)?
+        .ok_or_else(|| Error::Store("a TFT price change before any TFT price".into()))?;
+    change(&mut price);
+    set_meta_json(sql, META_TFT_PRICE, &price)
 }
 
 /// Applies `block` if it is the next one; returns whether it did (a block already indexed is
@@ -502,8 +549,18 @@ impl Ctx {
                     ],
                 )?;
             }
-            // Balances, fees, policies, council and key-value events do not shape the explorer's
-            // tables.
+            Event::PricingPolicyStored(p) if p.id == BILLING_POLICY_ID => {
+                set_meta_json(sql, META_PRICING_POLICY, p)?;
+            }
+            Event::TftPriceSet { price_musd } => {
+                update_tft_price(sql, |p| p.price_musd = *price_musd)?;
+            }
+            Event::TftPriceBoundsSet { min_musd, max_musd } => update_tft_price(sql, |p| {
+                p.min_musd = *min_musd;
+                p.max_musd = *max_musd;
+            })?,
+            // Balances, fees, other policies, council and key-value events do not shape the
+            // explorer's tables.
             _ => {}
         }
         Ok(())

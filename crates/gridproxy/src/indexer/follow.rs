@@ -99,6 +99,8 @@ async fn follow(
     let client = Client::connect(url).await?;
     let genesis = client.genesis_hash();
     blocking(store, move |sql| apply::bind_chain(sql, &genesis)).await?;
+    let price = client.rpc().tft_price().await?;
+    blocking(store, move |sql| apply::seed_tft_price(sql, &price)).await?;
     let mut heads = client.rpc().subscribe_finalized_heads().await?;
     let mut target = client.rpc().status().await?.height;
     progress.connected.store(true, Ordering::Relaxed);

@@ -5,5 +5,5 @@
 pub mod apply;
 pub mod follow;
 
-pub use apply::{Indexed, apply_block, bind_chain, indexed};
+pub use apply::{Indexed, apply_block, bind_chain, indexed, prices, seed_tft_price};
 pub use follow::{Progress, run};

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use testkit::wait_for;
+use tfchain_client::Client;
 use tfchain_client::api::{Page, TfchainApiClient};
 use tfchain_runtime::Call;
+use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::tfgrid::Call as GridCall;
 use tfchain_runtime::types::*;
 use tfgrid_types::Keypair;
@@ -41,6 +43,33 @@ async fn endpoints_agree_with_the_chain_on_sqlite() {
 async fn endpoints_agree_with_the_chain_on_postgres() {
     let pg = PgServer::start().await;
     endpoints_agree_with_the_chain(Some(pg.url())).await;
+}
+
+/// Once the index has caught up, each contract's cost per hour and the twin's total equal the
+/// chain's; returns contract 1's and the total.
+async fn costs_agree(proxy: &Proxy, client: &Client, twin_id: u32, ids: &[u64]) -> (u128, u128) {
+    let rpc = client.rpc();
+    proxy.caught_up(client).await;
+    let mut first = 0;
+    for id in ids {
+        let view = rpc.contract(*id).await.unwrap().unwrap();
+        let ours = proxy.json(&format!("/contracts/{id}")).await;
+        assert_eq!(
+            ours["cost_per_hour"],
+            view.cost_per_hour.to_string(),
+            "contract {id}"
+        );
+        let listed = proxy.json(&format!("/contracts?contract_id={id}")).await;
+        assert_eq!(listed[0]["cost_per_hour"], ours["cost_per_hour"]);
+        if *id == 1 {
+            first = view.cost_per_hour;
+        }
+    }
+    let total = rpc.twin_consumption(twin_id).await.unwrap().cost_per_hour;
+    assert!(total > 0);
+    let consumption = proxy.json(&format!("/twins/{twin_id}/consumption")).await;
+    assert_eq!(consumption["cost_per_hour"], total.to_string());
+    (first, total)
 }
 
 async fn endpoints_agree_with_the_chain(db: Option<String>) {
@@ -340,6 +369,11 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
             ContractState::Deleted(_) => "Deleted",
         };
         assert_eq!(c["state"], state);
+        assert_eq!(
+            c["cost_per_hour"],
+            view.cost_per_hour.to_string(),
+            "contract {id}"
+        );
         match &view.contract.contract_type {
             ContractData::NodeContract(nc) => {
                 assert_eq!(c["type"], "node");
@@ -401,6 +435,7 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
         serde_json::to_value(&nc.deployment).unwrap()
     );
     assert_eq!(one["details"]["reported_resources"]["hru"], 10 * GIB);
+    assert_eq!(one["cost_per_hour"], view.cost_per_hour.to_string());
     assert_eq!(proxy.reply("/contracts/42").await.status, 404);
 
     // Bills: every bill the chain keeps is in the index.
@@ -444,9 +479,28 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
     );
     assert_eq!(proxy.json("/stats?status=up").await["nodes"], 1);
 
+    // Costs per hour follow the chain's: a rented node (its capacity at the dedication discount), a
+    // new TFT price, and the twin's total.
+    run(&["--key", "//Bob", "contract", "rent", "2"]);
+    costs_agree(&proxy, &client, bob_twin, &[1, 2, 3, 4]).await;
+    assert_ne!(proxy.json("/contracts/4").await["cost_per_hour"], "0");
+    client
+        .execute(
+            &alice,
+            tfchain_runtime::council::Call::propose(
+                &Call::SmartContract(ScCall::SetTftPrice { price_musd: 50 }),
+                1,
+                "a new TFT price",
+            ),
+        )
+        .await
+        .unwrap();
+    let (cost_1, _) = costs_agree(&proxy, &client, bob_twin, &[1, 2, 3, 4]).await;
+    assert_ne!(cost_1, view.cost_per_hour, "the price change is not seen");
+
     // Cancel everything: states, freed IPs, used capacity back to zero, consumption equal to the
     // chain's.
-    for id in ["1", "2", "3"] {
+    for id in ["1", "2", "3", "4"] {
         run(&["--key", "//Bob", "contract", "cancel", id]);
     }
     proxy.caught_up(&client).await;
@@ -474,10 +528,25 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
     );
     assert_eq!(consumption["last_bill_s"], chain_consumption.last_bill_s);
     assert_eq!(consumption["active_contracts"], 0);
+    assert_eq!(consumption["cost_per_hour"], "0");
+    assert_eq!(
+        consumption["cost_per_hour"],
+        chain_consumption.cost_per_hour.to_string()
+    );
+    assert_eq!(proxy.json("/contracts/1").await["cost_per_hour"], "0");
     assert_eq!(proxy.json("/stats").await["contracts"], 0);
 
     // The API describes itself.
     let doc = proxy.json("/openapi.json").await;
+    for path in ["/contracts", "/contracts/{id}", "/twins/{id}/consumption"] {
+        let schema =
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        let fields = schema.get("items").unwrap_or(schema);
+        assert_eq!(
+            fields["properties"]["cost_per_hour"]["type"], "string",
+            "{path}: {schema}"
+        );
+    }
     assert!(
         doc["paths"]["/nodes"]["get"]["parameters"]
             .as_array()

@@ -2,6 +2,7 @@
 //! real process indexing it, and every endpoint's answer checked against the chain's own RPC.
 
 mod api;
+mod browser;
 mod dashboard;
 mod harness;
 mod restart;
