@@ -9,23 +9,30 @@ use tfchain_runtime::types::{Farm, Twin};
 use tfchain_runtime::{Call, Event, balances, kvstore, tfgrid};
 use tfgrid_types::{AccountId, Keypair, format_tft, parse_tft};
 
+use tfgrid_sdk::{Endpoints, Grid};
+
 use crate::keystore::Keystore;
 use crate::output::{Output, fields, gib, table};
 use crate::{
     ChainCmd, Cli, Command, ContractCmd, FarmCmd, HubCmd, ImageCmd, KeysCmd, KvCmd, NodeCmd,
-    TwinCmd, contracts, hub,
+    TwinCmd, contracts, deploy, hub,
 };
 
 pub struct Ctx {
     cli_key: Option<String>,
-    rpc_url: String,
+    endpoints: Endpoints,
     keystore: Keystore,
     pub out: Output,
 }
 
 impl Ctx {
     pub async fn client(&self) -> Result<Client> {
-        Ok(Client::connect(&self.rpc_url).await?)
+        Ok(Client::connect(&self.endpoints.rpc).await?)
+    }
+
+    /// The SDK's connection, acting for the key's twin.
+    pub async fn grid(&self) -> Result<Grid> {
+        Ok(Grid::connect(self.endpoints.clone(), self.key()?).await?)
     }
 
     pub fn key(&self) -> Result<Keypair> {
@@ -84,11 +91,23 @@ fn find_event<T>(included: &Included, f: impl Fn(&Event) -> Option<T>) -> Option
 pub async fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
         cli_key: cli.key,
-        rpc_url: cli.rpc,
+        endpoints: Endpoints {
+            rpc: cli.rpc,
+            explorer: cli.explorer,
+            hub: cli.hub,
+        },
         keystore: Keystore::open()?,
         out: Output { json: cli.json },
     };
     match cli.command {
+        Command::Plan(args) => deploy::plan(&ctx, &args).await,
+        Command::Apply {
+            project,
+            keep_on_error,
+            timeout,
+        } => deploy::apply(&ctx, &project, keep_on_error, timeout).await,
+        Command::Status(args) => deploy::status(&ctx, &args).await,
+        Command::Destroy(args) => deploy::destroy(&ctx, &args).await,
         Command::Keys(cmd) => keys(&ctx, cmd),
         Command::Balance { account } => {
             let account = ctx.account_or_own(account.as_deref())?;
@@ -136,8 +155,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Kv(cmd) => kv(&ctx, cmd).await,
-        Command::Image(ImageCmd::Push { archive, hub_dir }) => {
-            let pushed = hub::push(&archive, &hub_dir)?;
+        Command::Image(ImageCmd::Push {
+            archive,
+            hub_dir,
+            name,
+        }) => {
+            let pushed = hub::push(&archive, &hub_dir, name.as_deref())?;
             ctx.out.show(&pushed, |p| {
                 fields(&[
                     ("hash", p.hash.clone()),
@@ -206,6 +229,25 @@ fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Units of TFT from the explorer's decimal strings.
+fn parse_units(text: &str) -> u128 {
+    text.parse().unwrap_or(0)
+}
+
+/// Seconds as days, hours and minutes.
+fn duration(s: u64) -> String {
+    match (s / 86400, s % 86400 / 3600, s % 3600 / 60) {
+        (0, 0, m) => format!("{m} min"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// Bytes in GiB with one decimal.
+fn gib_short(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 fn show_twin(twin: &Option<Twin>) -> String {
@@ -364,6 +406,72 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
                         ]
                     }),
                 )
+            });
+        }
+        FarmCmd::Nodes { farm } => {
+            let farm = find_farm(&client, &farm).await?;
+            let explorer = tfgrid_sdk::http::Explorer::new(&ctx.endpoints.explorer);
+            let nodes = explorer.farm_nodes(farm.id).await?;
+            let rewards: u128 = nodes
+                .iter()
+                .map(|n| parse_units(&n.farming_rewards_total))
+                .sum();
+            let json = serde_json::json!({
+                "farm_id": farm.id,
+                "farming_rewards_total": rewards.to_string(),
+                "nodes": nodes.iter().map(|n| serde_json::json!({
+                    "node_id": n.node.node_id, "status": n.node.status, "uptime_s": n.node.uptime,
+                    "last_uptime_report": n.node.last_uptime_report,
+                    "contracts": n.num_contracts,
+                    "farming_rewards_total": n.farming_rewards_total,
+                })).collect::<Vec<_>>(),
+            });
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            ctx.out.show(&json, |_| {
+                let used = |u: u64, t: u64| format!("{} / {}", gib_short(u), gib_short(t));
+                let mut text = table(
+                    &[
+                        "node",
+                        "status",
+                        "up for",
+                        "last report",
+                        "cpu",
+                        "memory",
+                        "ssd",
+                        "hdd",
+                        "contracts",
+                        "rewards (TFT)",
+                    ],
+                    nodes.iter().map(|n| {
+                        let (u, t) = (&n.node.used, &n.node.total);
+                        vec![
+                            n.node.node_id.to_string(),
+                            n.node.status.clone(),
+                            duration(n.node.uptime),
+                            format!(
+                                "{} ago",
+                                duration(now.saturating_sub(n.node.last_uptime_report))
+                            ),
+                            format!("{} / {}", u.cru, t.cru),
+                            used(u.mru, t.mru),
+                            used(u.sru, t.sru),
+                            used(u.hru, t.hru),
+                            n.num_contracts.to_string(),
+                            format_tft(parse_units(&n.farming_rewards_total)),
+                        ]
+                    }),
+                );
+                text.push_str(&format!(
+                    "\nfarm {} \"{}\": {} node{}, {} TFT of farming rewards in all",
+                    farm.id,
+                    farm.name,
+                    nodes.len(),
+                    if nodes.len() == 1 { "" } else { "s" },
+                    format_tft(rewards)
+                ));
+                text
             });
         }
         FarmCmd::AddIp { farm, ip, gateway } => {

@@ -2,14 +2,14 @@
 //! CLI seals them to the node and signs), update and cancel them, name and rent contracts, and show
 //! contracts, their workloads' states, bills, and a twin's consumption.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 use tfchain_client::Client;
 use tfchain_client::api::{ContractView, TfchainApiClient};
 use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::types::{Contract, ContractData, ContractState};
 use tfchain_runtime::{Call, Event};
-use tfgrid_types::deployment::{Deployment, Secret, SignatureRequirement, Workload};
+use tfgrid_types::deployment::{SignatureRequirement, Workload};
 use tfgrid_types::{AccountId, TwinId, format_tft};
 
 use crate::commands::Ctx;
@@ -41,31 +41,6 @@ async fn own_twin(client: &Client, account: AccountId) -> Result<TwinId> {
         .id)
 }
 
-/// The account of a node's twin: what secrets are sealed to.
-async fn node_account(client: &Client, node_id: u32) -> Result<AccountId> {
-    let node = client
-        .rpc()
-        .node(node_id)
-        .await?
-        .ok_or_else(|| anyhow!("unknown node {node_id}"))?;
-    let twin = client
-        .rpc()
-        .twin(node.node.twin_id)
-        .await?
-        .ok_or_else(|| anyhow!("node {node_id} has no twin"))?;
-    Ok(twin.account_id)
-}
-
-/// A workload with its secrets and version blanked: what an update compares.
-fn blanked(w: &Workload) -> Workload {
-    let mut w = w.clone();
-    w.version = 0;
-    for secret in w.data.secrets_mut() {
-        *secret = Secret::Plain(String::new());
-    }
-    w
-}
-
 fn created_contract(included: &tfchain_client::Included) -> Option<Contract> {
     included.events.iter().find_map(|e| match &e.event {
         Event::ContractCreated(c) => Some(c.clone()),
@@ -73,86 +48,44 @@ fn created_contract(included: &tfchain_client::Included) -> Option<Contract> {
     })
 }
 
+fn report(ctx: &Ctx, what: &str, included: &tfchain_client::Included) {
+    if !ctx.out.json {
+        eprintln!(
+            "{what}: included in block {} (fee {} TFT)",
+            included.height,
+            format_tft(included.fee)
+        );
+    }
+}
+
 pub async fn create(ctx: &Ctx, node_id: u32, path: &str) -> Result<()> {
     let file = read_file(path)?;
-    let client = ctx.client().await?;
-    let key = ctx.key()?;
-    let twin_id = own_twin(&client, key.account()).await?;
-    let mut deployment = Deployment {
-        version: 0,
-        twin_id,
-        metadata: file.metadata,
-        description: file.description,
-        signature_requirement: file
-            .signature_requirement
-            .unwrap_or_else(|| Deployment::single_signer(twin_id)),
-        workloads: file.workloads,
-    };
-    deployment.seal_secrets(
-        &node_account(&client, node_id).await?,
-        &mut rand::rngs::OsRng,
-    )?;
-    deployment.sign(twin_id, &key);
-    let included = ctx
-        .execute(
-            &client,
-            Call::SmartContract(ScCall::CreateNodeContract {
-                node_id,
-                deployment,
-            }),
-            "creating the contract",
+    let grid = ctx.grid().await?;
+    let (contract, included) = grid
+        .create_deployment(
+            node_id,
+            file.workloads,
+            file.metadata,
+            file.description,
+            file.signature_requirement,
         )
         .await?;
-    let contract = created_contract(&included).context("the chain reported no contract")?;
-    show_id(ctx, &client, contract.contract_id).await
+    report(ctx, "creating the contract", &included);
+    show_id(ctx, &grid.client, contract.contract_id).await
 }
 
 pub async fn update(ctx: &Ctx, contract_id: u64, path: &str) -> Result<()> {
     let file = read_file(path)?;
-    let client = ctx.client().await?;
-    let key = ctx.key()?;
-    let view = client
-        .rpc()
-        .contract(contract_id)
-        .await?
-        .ok_or_else(|| anyhow!("unknown contract {contract_id}"))?;
-    let ContractData::NodeContract(old) = &view.contract.contract_type else {
-        bail!("contract {contract_id} is not a node contract");
-    };
-    let version = old.deployment.version + 1;
-    // Unchanged workloads keep their old version (and sealed secrets); the others take the new one.
-    let workloads = file
-        .workloads
-        .into_iter()
-        .map(|w| match old.deployment.workload(&w.name) {
-            Some(prev) if blanked(prev) == blanked(&w) => prev.clone(),
-            _ => Workload { version, ..w },
-        })
-        .collect();
-    let mut deployment = Deployment {
-        version,
-        twin_id: old.deployment.twin_id,
-        metadata: file.metadata,
-        description: file.description,
-        signature_requirement: file
-            .signature_requirement
-            .unwrap_or_else(|| SignatureRequirement {
-                signatures: vec![],
-                ..old.deployment.signature_requirement.clone()
-            }),
-        workloads,
-    };
-    deployment.seal_secrets(
-        &node_account(&client, old.node_id).await?,
-        &mut rand::rngs::OsRng,
-    )?;
-    deployment.sign(deployment.twin_id, &key);
-    let call = Call::SmartContract(ScCall::UpdateNodeContract {
+    let grid = ctx.grid().await?;
+    grid.update_deployment(
         contract_id,
-        deployment,
-    });
-    ctx.execute(&client, call, "updating the contract").await?;
-    show_id(ctx, &client, contract_id).await
+        file.workloads,
+        file.metadata,
+        file.description,
+        file.signature_requirement,
+    )
+    .await?;
+    show_id(ctx, &grid.client, contract_id).await
 }
 
 /// Runs a call that creates a contract, then shows the new contract.
@@ -206,7 +139,7 @@ fn kind(contract: &Contract) -> String {
     }
 }
 
-fn state(contract: &Contract) -> String {
+pub fn state(contract: &Contract) -> String {
     match contract.state {
         ContractState::Created => "active".into(),
         ContractState::GracePeriod { since_block } => {

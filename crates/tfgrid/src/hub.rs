@@ -1,6 +1,7 @@
 //! The image hub: content-addressed image archives (tar) named by the blake3 of their bytes, served
 //! over HTTP, so a deployment names an image by URL and hash and a node can check what it fetched.
-//! `tfgrid image push` stores an archive; `tfgrid hub serve` serves the store.
+//! `tfgrid image push` stores an archive (and names it: `/tags/<name>` answers its hash, which is
+//! how deployment files say `image = "demo"`); `tfgrid hub serve` serves the store.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,8 +19,8 @@ pub struct Pushed {
     pub size_bytes: u64,
 }
 
-/// Stores an archive in the hub directory under its hash.
-pub fn push(archive: &Path, dir: &Path) -> Result<Pushed> {
+/// Stores an archive in the hub directory under its hash, and names it `name` if given.
+pub fn push(archive: &Path, dir: &Path, name: Option<&str>) -> Result<Pushed> {
     let bytes = std::fs::read(archive).with_context(|| format!("reading {}", archive.display()))?;
     let hash = blake3::hash(&bytes).to_hex().to_string();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -27,6 +28,16 @@ pub fn push(archive: &Path, dir: &Path) -> Result<Pushed> {
     let tmp = dir.join(format!("{file}.part"));
     std::fs::write(&tmp, &bytes)?;
     std::fs::rename(&tmp, dir.join(&file))?;
+    if let Some(name) = name {
+        if !valid_tag(name) {
+            bail!("an image name is 1 to 64 letters, digits, '-', '_' and '.', not {name:?}");
+        }
+        let tags = dir.join("tags");
+        std::fs::create_dir_all(&tags)?;
+        let tmp = tags.join(format!(".{name}.part"));
+        std::fs::write(&tmp, &hash)?;
+        std::fs::rename(&tmp, tags.join(name))?;
+    }
     Ok(Pushed {
         hash,
         file,
@@ -37,6 +48,33 @@ pub fn push(archive: &Path, dir: &Path) -> Result<Pushed> {
 fn valid_name(name: &str) -> bool {
     name.strip_suffix(".tar")
         .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn valid_tag(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// `/tags/{name}`: the hash and file an image name stands for.
+async fn tag(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
+    if !valid_tag(&name) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("{name:?} is not an image name"),
+        )
+            .into_response();
+    }
+    match tokio::fs::read_to_string(dir.join("tags").join(&name)).await {
+        Ok(hash) => {
+            let hash = hash.trim().to_owned();
+            let file = format!("{hash}.tar");
+            axum::Json(serde_json::json!({ "hash": hash, "file": file })).into_response()
+        }
+        Err(_) => (StatusCode::NOT_FOUND, format!("no image named {name:?}")).into_response(),
+    }
 }
 
 async fn get(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
@@ -60,6 +98,7 @@ pub async fn serve(dir: PathBuf, listen: SocketAddr) -> Result<()> {
     }
     let app = axum::Router::new()
         .route("/{name}", axum::routing::get(get))
+        .route("/tags/{name}", axum::routing::get(tag))
         .with_state(dir);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

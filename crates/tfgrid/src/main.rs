@@ -4,6 +4,7 @@
 
 mod commands;
 mod contracts;
+mod deploy;
 mod hub;
 mod keystore;
 mod output;
@@ -25,6 +26,22 @@ pub struct Cli {
     /// The key to act with: a stored key name, or a secret URI such as //Alice or a phrase.
     #[arg(long, global = true, env = "TFGRID_KEY")]
     pub key: Option<String>,
+    /// The explorer (gridproxy), where nodes are found.
+    #[arg(
+        long,
+        global = true,
+        env = "TFGRID_EXPLORER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub explorer: String,
+    /// The image hub, where image names are looked up.
+    #[arg(
+        long,
+        global = true,
+        env = "TFGRID_HUB",
+        default_value = "http://127.0.0.1:8090"
+    )]
+    pub hub: String,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -34,6 +51,23 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// What applying a deployment file would create, change and remove, and its cost.
+    Plan(ProjectArgs),
+    /// Deploy a file: create or update its contract and wait until every workload runs.
+    Apply {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Keep the contract when a workload fails (to look at it), instead of canceling it.
+        #[arg(long)]
+        keep_on_error: bool,
+        /// Seconds to wait for the node to report every workload.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// What a deployment file's project runs now.
+    Status(ProjectArgs),
+    /// Cancel a deployment file's contract: the node removes everything.
+    Destroy(ProjectArgs),
     /// Manage keys kept in $TFGRID_HOME (default ~/.config/tfgrid).
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -81,6 +115,15 @@ pub enum Command {
     },
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ProjectArgs {
+    /// The deployment file (TOML; see examples/).
+    pub file: std::path::PathBuf,
+    /// The state file (default: .tfgrid/<project>.json in the current directory).
+    #[arg(long)]
+    pub state: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
     /// Prints the hash to put in a zmachine's `flist_hash`, and the file name to append to the hub URL.
@@ -88,6 +131,9 @@ pub enum ImageCmd {
         archive: std::path::PathBuf,
         #[arg(long)]
         hub_dir: std::path::PathBuf,
+        /// Also name the image, so deployment files can say `image = "NAME"`.
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -195,6 +241,11 @@ pub enum FarmCmd {
         farm: String,
     },
     List,
+    /// A farm's nodes: status, uptime, capacity in use, contracts and farming rewards (from the
+    /// explorer).
+    Nodes {
+        farm: String,
+    },
     /// Add a public IP to a farm.
     AddIp {
         farm: String,

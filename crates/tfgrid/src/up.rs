@@ -10,13 +10,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
-use tfchain_runtime::smart_contract::Call as ScCall;
-use tfchain_runtime::tfgrid::Call as GridCall;
-use tfchain_runtime::{Call, Event, balances};
-use tfgrid_types::deployment::{Deployment, ResultState, Workload};
+use tfchain_runtime::tfgrid::{Call as GridCall, IpInput};
+use tfchain_runtime::{Call, balances};
+use tfgrid_sdk::deployer::{self, ApplyOptions, Progress, StateFile};
+use tfgrid_sdk::project::Project;
+use tfgrid_sdk::{Endpoints, Grid};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 
 const CAPACITY: &str = "cru=4,mru=8G,sru=100G,hru=100G";
+/// What `--demo` applies.
+const DEMO: &str = include_str!("../../../examples/demo.toml");
+/// The local farm's public IPs (the chain accepts only routable addresses; nothing routes them here).
+const FARM_IPS: [&str; 3] = [
+    "185.206.122.33/24",
+    "185.206.122.34/24",
+    "185.206.122.35/24",
+];
+const FARM_GATEWAY: &str = "185.206.122.1";
 
 /// The processes `up` started, stopped by PID when it ends.
 struct Started {
@@ -159,7 +169,7 @@ pub async fn up(
     let hub_dir = dir.join("hub");
     std::fs::create_dir_all(&hub_dir)?;
     let image = match demo_image(&dir)? {
-        Some(archive) => Some(crate::hub::push(&archive, &hub_dir)?),
+        Some(archive) => Some(crate::hub::push(&archive, &hub_dir, Some("demo"))?),
         None => None,
     };
     spawn(
@@ -181,28 +191,40 @@ pub async fn up(
             .arg(dir.join("gridproxy")),
     )?;
 
-    eprintln!("creating the farm...");
+    eprintln!("creating the farm and the twins of //Alice (farmer) and //Bob (deployer)...");
     let alice = Keypair::from_uri("//Alice")?;
-    let tc = GridCall::UserAcceptTc {
+    let bob = Keypair::from_uri("//Bob")?;
+    // Both accounts at once: one block for the terms, one for the twins.
+    let accept = GridCall::UserAcceptTc {
         document_link: "https://grid.tf/terms".into(),
         document_hash: "local".into(),
     };
-    client.execute(&alice, Call::Tfgrid(tc)).await?;
-    client
-        .execute(
-            &alice,
-            Call::Tfgrid(GridCall::CreateTwin {
-                relay: None,
-                pk: None,
-            }),
-        )
-        .await?;
+    let twin = GridCall::CreateTwin {
+        relay: None,
+        pk: None,
+    };
+    for call in [accept, twin] {
+        let mut sent = Vec::new();
+        for key in [&alice, &bob] {
+            sent.push(client.submit(key, Call::Tfgrid(call.clone())).await?);
+        }
+        for hash in sent {
+            client.wait(hash, Duration::from_secs(30)).await?;
+        }
+    }
+    let public_ips = FARM_IPS
+        .iter()
+        .map(|ip| IpInput {
+            ip: (*ip).into(),
+            gw: FARM_GATEWAY.into(),
+        })
+        .collect();
     client
         .execute(
             &alice,
             Call::Tfgrid(GridCall::CreateFarm {
                 name: "local-farm".into(),
-                public_ips: vec![],
+                public_ips,
             }),
         )
         .await?;
@@ -243,6 +265,22 @@ pub async fn up(
         .await?;
     }
 
+    let endpoints = Endpoints {
+        rpc: rpc.clone(),
+        explorer: format!("http://{explorer}"),
+        hub: format!("http://{hub}"),
+    };
+    let indexed = tfgrid_sdk::http::Explorer::new(&endpoints.explorer);
+    wait_until(
+        "the explorer's view of the nodes as up",
+        Duration::from_secs(60),
+        || async {
+            let up = indexed.count_up().await.ok()?;
+            (up >= nodes as usize).then_some(())
+        },
+    )
+    .await?;
+
     println!("\nlocal grid up:");
     println!("  chain    {rpc} (dev chain, 1 s blocks; http:// works too)");
     match &image {
@@ -255,126 +293,62 @@ pub async fn up(
     println!(
         "  explorer http://{explorer}/  (dashboard; REST API: /nodes, /farms, /contracts, ...; /openapi.json)"
     );
-    println!("  farm     1 \"local-farm\" of //Alice (the dev council)");
+    println!(
+        "  farm     1 \"local-farm\" of //Alice (the dev council), public IPs {}",
+        FARM_IPS.join(" ")
+    );
     println!("  nodes    1 to {nodes}, each {CAPACITY}");
-    println!("  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded)");
+    println!(
+        "  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded); //Alice and //Bob have twins"
+    );
     println!("  logs     {}", logs.display());
 
-    if demo {
-        run_demo(
-            &client,
-            image
-                .as_ref()
-                .map(|p| (format!("http://{hub}/{}", p.file), p.hash.clone())),
-        )
-        .await?;
-    }
     println!(
-        "\nTry: tfgrid --rpc {rpc} --key //Bob contract list; tfgrid --rpc {rpc} node list. Ctrl-C stops the grid."
+        "\nUse it with:\n  export TFGRID_RPC={} TFGRID_EXPLORER={} TFGRID_HUB={} TFGRID_KEY=//Bob",
+        endpoints.rpc, endpoints.explorer, endpoints.hub
     );
+    println!("  tfgrid plan examples/demo.toml; tfgrid apply examples/demo.toml; tfgrid node list");
+    if demo {
+        if image.is_none() {
+            bail!(
+                "the demo needs its image: install busybox-static (apt-get install busybox-static)"
+            );
+        }
+        run_demo(endpoints, StateFile::beside(&dir, "demo")).await?;
+    }
+    println!("\nCtrl-C stops the grid.");
     tokio::signal::ctrl_c().await?;
     drop(started);
     Ok(())
 }
 
-/// Deploys a 0-db namespace and (with the demo image) a container on node 1 as //Bob.
-async fn run_demo(client: &Client, image: Option<(String, String)>) -> Result<()> {
-    eprintln!("\ndeploying the demo as //Bob on node 1...");
-    let bob = Keypair::from_uri("//Bob")?;
-    let tc = GridCall::UserAcceptTc {
-        document_link: "https://grid.tf/terms".into(),
-        document_hash: "local".into(),
-    };
-    client.execute(&bob, Call::Tfgrid(tc)).await?;
-    client
-        .execute(
-            &bob,
-            Call::Tfgrid(GridCall::CreateTwin {
-                relay: None,
-                pk: None,
-            }),
-        )
-        .await?;
-    let twin = client
-        .rpc()
-        .twin_by_account(bob.account())
-        .await?
-        .context("Bob's twin")?
-        .id;
-    let mut workloads = vec![
-        serde_json::json!({ "version": 0, "name": "db", "type": "zdb",
-        "data": { "size": 1u64 << 30, "mode": "user", "password": { "plain": "demo-password" } } }),
-    ];
-    if let Some((url, hash)) = &image {
-        workloads.push(
-            serde_json::json!({ "version": 0, "name": "net", "type": "network", "data": {
-            "ip_range": "10.20.0.0/16", "subnet": "10.20.1.0/24",
-            "wireguard_private_key": { "plain": "demo" }, "wireguard_listen_port": 3000 } }),
-        );
-        workloads.push(serde_json::json!({ "version": 0, "name": "web", "type": "zmachine", "data": {
-            "flist": url, "flist_hash": hash,
-            "network": { "interfaces": [{ "network": "net", "ip": "10.20.1.2" }] },
-            "compute_capacity": { "cpu": 1, "memory": 268435456 },
-            "entrypoint": "echo hello from the grid > /tmp/index.html; exec httpd -f -p 80 -h /tmp" } }));
-    }
-    let workloads: Vec<Workload> = serde_json::from_value(serde_json::Value::Array(workloads))?;
-    let node = client.rpc().node(1).await?.context("node 1")?;
-    let node_account = client
-        .rpc()
-        .twin(node.node.twin_id)
-        .await?
-        .context("node 1's twin")?
-        .account_id;
-    let mut d = Deployment {
-        version: 0,
-        twin_id: twin,
-        metadata: String::new(),
-        description: "the tfgrid up demo".into(),
-        signature_requirement: Deployment::single_signer(twin),
-        workloads,
-    };
-    d.seal_secrets(&node_account, &mut rand::rngs::OsRng)?;
-    d.sign(twin, &bob);
-    let started = Instant::now();
-    let included = client
-        .execute(
-            &bob,
-            Call::SmartContract(ScCall::CreateNodeContract {
-                node_id: 1,
-                deployment: d.clone(),
-            }),
-        )
-        .await?;
-    let id = included
-        .events
-        .iter()
-        .find_map(|e| match &e.event {
-            Event::ContractCreated(c) => Some(c.contract_id),
-            _ => None,
-        })
-        .context("no contract created")?;
-    let results = wait_until(
-        "the demo's deployment",
-        Duration::from_secs(120),
-        || async {
-            let state = client.rpc().contract(id).await.ok()??.deployment_state?;
-            (state.workloads.len() == d.workloads.len()).then_some(state.workloads)
-        },
-    )
+/// Applies `examples/demo.toml` as //Bob, showing progress, and prints what runs.
+async fn run_demo(endpoints: Endpoints, state: StateFile) -> Result<()> {
+    eprintln!("\ndeploying examples/demo.toml as //Bob...");
+    let project = Project::parse(DEMO, "examples/demo.toml")?;
+    let grid = Grid::connect(endpoints, Keypair::from_uri("//Bob")?).await?;
+    let plan = deployer::plan(&grid, &project, &state).await?;
+    let applied = deployer::apply(&grid, &plan, &ApplyOptions::default(), &mut |p| {
+        if let Progress::Workload { result, elapsed } = p {
+            eprintln!(
+                "  {:<4} {:?} after {:.1} s {}",
+                result.name,
+                result.state,
+                elapsed.as_secs_f64(),
+                result.message
+            );
+        }
+    })
     .await?;
     println!(
-        "\ndemo: contract {id} on node 1, ready in {:.1} s:",
-        started.elapsed().as_secs_f64()
+        "\ndemo: contract {} on node {}, every workload ok {:.1} s after the command:",
+        applied.contract_id,
+        applied.node_id,
+        applied.elapsed_ms as f64 / 1000.0
     );
-    for r in &results {
-        let detail = if r.state == ResultState::Ok {
-            serde_json::to_string(&r.data)?
-        } else {
-            r.message.clone()
-        };
-        println!("  {:<4} {:?}: {detail}", r.name, r.state);
+    for r in &applied.workloads {
+        println!("  {:<4} {}", r.name, serde_json::to_string(&r.data)?);
     }
-    println!("  the 0-db: redis-cli -p <port> SELECT <namespace> demo-password");
-    println!("  details:  tfgrid contract show {id}");
+    println!("  see it: tfgrid --key //Bob status examples/demo.toml");
     Ok(())
 }

@@ -1,17 +1,163 @@
-//! `tfgrid up --demo` as a newcomer runs it: a whole grid comes up, the demo deploys, the printed
-//! results are real, and Ctrl-C stops and cleans up everything (processes, mounts, namespaces).
+//! The grid as a newcomer and a user meet it, through the real binaries: `tfgrid up --demo` brings
+//! up a whole grid and deploys the demo; then a deployment file is applied, used (the container
+//! serves, the 0-db stores), changed (more memory, a second 0-db), made to fail in every way the
+//! issue names (malformed file, no node with room, insufficient funds, a node that stops answering)
+//! without leaving anything, and destroyed; Ctrl-C then stops and cleans up everything.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use testkit::{bin, free_port};
+use testkit::{bin, fails, free_port, ok};
 use zos::primitives::network::{Networks, short};
 
+/// Bob's twin: Alice's is 1, Bob's 2 (`up` creates both), the nodes' 3 and 4.
+const BOB: u32 = 2;
+
+struct Env {
+    work: PathBuf,
+    rpc: String,
+    explorer: String,
+    hub: String,
+}
+
+impl Env {
+    /// `tfgrid` as Bob (or `key`), from the work directory (where the state files go).
+    fn cli_as(&self, key: &str, args: &[&str]) -> Output {
+        Command::new(bin("tfgrid"))
+            .args(args)
+            .current_dir(&self.work)
+            .env("TFGRID_HOME", self.work.join("home"))
+            .env("TFGRID_RPC", &self.rpc)
+            .env("TFGRID_EXPLORER", &self.explorer)
+            .env("TFGRID_HUB", &self.hub)
+            .env("TFGRID_KEY", key)
+            .output()
+            .unwrap()
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as("//Bob", args)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(self.cli(&all))).unwrap()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.work.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn get(&self, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "3", &format!("{}{path}", self.explorer)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    /// Bob's active contracts on the chain.
+    fn contracts(&self) -> Vec<u64> {
+        let list = self.json(&["contract", "list"]);
+        let ids = list.as_array().unwrap().iter();
+        ids.map(|c| c["contract_id"].as_u64().unwrap()).collect()
+    }
+}
+
+fn wait(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen in {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn app(memory: &str, extra: &str) -> String {
+    format!(
+        r#"name = "app"
+
+[[container]]
+name = "web"
+image = "demo"
+memory = "{memory}"
+entrypoint = "echo $GREETING > /tmp/index.html; exec httpd -f -p 80 -h /tmp"
+env = {{ GREETING = "served by app" }}
+
+[[zdb]]
+name = "db"
+size = "1 GiB"
+password = "app-secret"
+{extra}"#
+    )
+}
+
+/// The web page a container serves in its private network, as seen from inside that network.
+fn fetch(namespace: &str, ip: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", namespace, "curl", "-s", "-m", "3"])
+        .arg(format!("http://{ip}/"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn zdb(result: &serde_json::Value) -> redis::Connection {
+    let data = &result["data"]["zdb"];
+    let addr = format!(
+        "redis://{}:{}/",
+        data["ips"][0].as_str().unwrap(),
+        data["port"]
+    );
+    let mut con = redis::Client::open(addr).unwrap().get_connection().unwrap();
+    redis::cmd("SELECT")
+        .arg(data["namespace"].as_str().unwrap())
+        .arg("app-secret")
+        .query::<String>(&mut con)
+        .unwrap();
+    con
+}
+
+fn result<'a>(applied: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    let all = applied["workloads"].as_array().unwrap();
+    let found = all.iter().find(|w| w["name"] == name);
+    found.unwrap_or_else(|| panic!("no result for {name} in {applied}"))
+}
+
+/// The PID of the node agent `up` started with `dir` as its data directory.
+fn node_pid(dir: &Path) -> u32 {
+    let wanted = format!("--data-dir\0{}\0", dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("zos\0") && c.contains(&wanted)
+            })
+        })
+        .expect("the node agent runs")
+}
+
+fn signal(pid: u32, sig: &str) {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
 #[test]
-fn up_demo_runs_and_ctrl_c_cleans_up() {
+fn up_apply_change_fail_destroy_and_ctrl_c() {
     let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
     let (rpc_port, hub_port, explorer_port) = (free_port(), free_port(), free_port());
     let up = Command::new(bin("tfgrid"))
         .args([
@@ -53,9 +199,8 @@ fn up_demo_runs_and_ctrl_c_cleans_up() {
     }
     for expected in [
         "nodes    1 to 2",
-        "demo: contract 1 on node 1",
-        "db   Ok",
-        "web  Ok",
+        "demo: contract 1 on node",
+        "every workload ok",
         "\"ip\":\"10.20.1.2\"",
     ] {
         assert!(
@@ -63,63 +208,172 @@ fn up_demo_runs_and_ctrl_c_cleans_up() {
             "missing {expected:?} in:\n{output}"
         );
     }
-    // The explorer indexes the grid: its API lists both nodes.
-    let explorer = format!("http://127.0.0.1:{explorer_port}/nodes");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = Command::new("curl")
-            .args(["-s", "-m", "3", &explorer])
-            .output()
-            .unwrap();
-        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if nodes.as_array().is_some_and(|n| n.len() == 2) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the explorer did not list the nodes: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    // The web container answers in its private network.
-    let ns = std::fs::read_dir("/var/run/netns")
+    let env = Env {
+        work: work.path().to_owned(),
+        rpc: format!("ws://127.0.0.1:{rpc_port}"),
+        explorer: format!("http://127.0.0.1:{explorer_port}"),
+        hub: format!("http://127.0.0.1:{hub_port}"),
+    };
+    // The demo was applied from another directory: its contract is found by its tag on the chain.
+    let demo_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
+    let status = ok(env.cli(&["status", demo_file]));
+    assert!(status.contains("contract  1"), "{status}");
+    assert!(
+        status.contains("hello") || status.contains("10.20.1.2"),
+        "{status}"
+    );
+    assert_eq!(env.contracts(), [1]);
+
+    // Apply a container and a 0-db, and use them.
+    let file = env.file("app.toml", &app("256 MiB", ""));
+    let plan = ok(env.cli(&["plan", &file]));
+    assert!(
+        plan.contains("create") && plan.contains("TFT an hour"),
+        "{plan}"
+    );
+    let applied = env.json(&["apply", &file]);
+    let contract = applied["contract_id"].as_u64().unwrap();
+    assert_eq!(applied["version"], 0);
+    let web_ip = result(&applied, "web")["data"]["zmachine"]["ip"]
+        .as_str()
         .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("n-"))
-        .collect::<Vec<_>>();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let served = ns.iter().any(|n| {
-            Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    n,
-                    "curl",
-                    "-s",
-                    "-m",
-                    "3",
-                    "http://10.20.1.2/",
-                ])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("hello from the grid"))
-        });
-        if served {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the demo web container did not answer"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+        .to_owned();
+    let net = Networks::namespace(&format!("{BOB}-app_net"));
+    assert_eq!(fetch(&net, &web_ip), "served by app\n");
+    let mut db = zdb(result(&applied, "db"));
+    redis::cmd("SET")
+        .arg("greeting")
+        .arg("kept across updates")
+        .query::<Vec<u8>>(&mut db)
+        .unwrap();
+    assert!(work.path().join(".tfgrid/app.json").exists());
+
+    // Change it: more memory (the container is replaced), a second 0-db; the first keeps its data.
+    let changed = env.file(
+        "app.toml",
+        &app(
+            "512 MiB",
+            "\n[[zdb]]\nname = \"db2\"\nsize = \"2 GiB\"\nmode = \"seq\"\npassword = \"app-secret\"\n",
+        ),
+    );
+    let plan = ok(env.cli(&["plan", &changed]));
+    for expected in ["replace", "unchanged", "create", "(now "] {
+        assert!(plan.contains(expected), "missing {expected:?} in:\n{plan}");
     }
+    let applied = env.json(&["apply", &changed]);
+    assert_eq!(applied["contract_id"].as_u64(), Some(contract));
+    assert_eq!(applied["version"], 2);
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/zos/{BOB}-{contract}-web/memory.limit_in_bytes"
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), (512u64 << 20).to_string());
+    assert_eq!(fetch(&net, &web_ip), "served by app\n");
+    let value: String = redis::cmd("GET")
+        .arg("greeting")
+        .query(&mut zdb(result(&applied, "db")))
+        .unwrap();
+    assert_eq!(value, "kept across updates");
+    let mut db2 = zdb(result(&applied, "db2"));
+    // A sequential namespace names what it stores.
+    let id: Vec<u8> = redis::cmd("SET").arg("").arg("x").query(&mut db2).unwrap();
+    let stored: String = redis::cmd("GET").arg(&id).query(&mut db2).unwrap();
+    assert_eq!(stored, "x");
+    // Applying again changes nothing.
+    let again = ok(env.cli(&["plan", &changed]));
+    assert!(again.contains("nothing to change"), "{again}");
+
+    // A malformed file: the line and column of the mistake, nothing created.
+    let bad = env.file(
+        "bad.toml",
+        "name = \"bad\"\n\n[[zdb]]\nname = \"db\"\nsize = \"lots\"\npassword = \"p\"\n",
+    );
+    fails(env.cli(&["apply", &bad]), "line 5, column 8");
+    // No node with room: said with what was asked, nothing created.
+    let huge = env.file(
+        "huge.toml",
+        &app("64 GiB", "").replace("\"app\"", "\"huge\""),
+    );
+    fails(
+        env.cli(&["apply", &huge]),
+        "no node can take huge: it needs 1 cpu, 64 GiB memory",
+    );
+    // Insufficient funds: an account with a twin and a hundredth of a TFT, less than an hour of the app.
+    ok(env.cli_as("//Alice", &["transfer", "//Poor", "0.01"]));
+    ok(env.cli_as("//Poor", &["twin", "create"]));
+    let poor = env.file(
+        "poor.toml",
+        &app("256 MiB", "").replace("\"app\"", "\"poor\""),
+    );
+    fails(
+        env.cli_as("//Poor", &["apply", &poor]),
+        "insufficient funds",
+    );
+    let poor_contracts = env.cli_as("//Poor", &["--json", "contract", "list"]);
+    assert_eq!(ok(poor_contracts).trim(), "[]");
+    // A node that stops answering mid-apply: the apply says so and cancels what it created.
+    let node1 = node_pid(&data.path().join("node1"));
+    signal(node1, "-STOP");
+    let stuck = env.file(
+        "stuck.toml",
+        "name = \"stuck\"\n[node]\nid = 1\n[[zdb]]\nname = \"db\"\nsize = \"1 GiB\"\npassword = \"p\"\n",
+    );
+    let out = env.cli(&["apply", "--timeout", "4", &stuck]);
+    signal(node1, "-CONT");
+    fails(out, "node 1 did not report version 0");
+    let out = env.cli(&["apply", "--timeout", "4", &stuck]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(env.cli(&["destroy", &stuck]));
+    let active = env.contracts();
+    assert_eq!(active, [1, contract], "only the demo and the app remain");
+
+    // Destroy: the chain, the explorer and the node hold nothing of it.
+    let out = ok(env.cli(&["destroy", &changed]));
+    assert!(
+        out.contains(&format!("contract {contract} canceled")),
+        "{out}"
+    );
+    assert_eq!(env.contracts(), [1]);
+    assert!(!work.path().join(".tfgrid/app.json").exists());
+    wait(
+        "the explorer's view of the deletion",
+        Duration::from_secs(30),
+        || env.get(&format!("/contracts/{contract}"))["state"] == "Deleted",
+    );
+    wait("the node's cleanup", Duration::from_secs(30), || {
+        !Path::new("/var/run/netns").join(&net).exists()
+            && !Path::new(&format!("/sys/fs/cgroup/memory/zos/{BOB}-{contract}-web")).exists()
+    });
+    let gone = redis::Client::open(format!(
+        "redis://{}:{}/",
+        result(&applied, "db")["data"]["zdb"]["ips"][0]
+            .as_str()
+            .unwrap(),
+        result(&applied, "db")["data"]["zdb"]["port"]
+    ))
+    .unwrap()
+    .get_connection()
+    .and_then(|mut c| {
+        redis::cmd("SELECT")
+            .arg(format!("{BOB}-{contract}-db"))
+            .arg("app-secret")
+            .query::<String>(&mut c)
+    });
+    assert!(gone.is_err(), "the 0-db namespace is still there");
+    let status = ok(env.cli(&["status", &changed]));
+    assert!(status.contains("app is not deployed"), "{status}");
+
+    // Farmers see their farm's nodes.
+    let farm = ok(env.cli_as("//Alice", &["farm", "nodes", "local-farm"]));
+    assert!(farm.contains("2 nodes") && farm.contains("up"), "{farm}");
 
     // Ctrl-C: everything stops and nothing is left behind.
-    Command::new("kill")
-        .args(["-INT", &up.0.id().to_string()])
-        .status()
-        .unwrap();
+    signal(up.0.id(), "-INT");
     let status = up.0.wait().unwrap();
     assert!(status.success(), "tfgrid up exited with {status}");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
@@ -127,10 +381,13 @@ fn up_demo_runs_and_ctrl_c_cleans_up() {
         !mounts.contains(&*data.path().to_string_lossy()),
         "mounts left behind"
     );
-    // The demo's network (Bob is twin 4: after Alice and the two nodes) and its container.
-    for ns in [Networks::namespace("4-net"), short("c-", "4-1-web")] {
+    // The demo's network and its container.
+    for ns in [
+        Networks::namespace(&format!("{BOB}-demo_net")),
+        short("c-", &format!("{BOB}-1-web")),
+    ] {
         assert!(
-            !std::path::Path::new("/var/run/netns").join(&ns).exists(),
+            !Path::new("/var/run/netns").join(&ns).exists(),
             "network namespace {ns} left behind"
         );
     }

@@ -1,0 +1,238 @@
+//! `plan`, `apply`, `status` and `destroy` of deployment files, through the SDK: what a person sees
+//! (a plan table with costs, progress while the node works, results with addresses and endpoints)
+//! or JSON for scripts.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use tfgrid_sdk::deployer::{self, Action, ApplyOptions, Plan, Progress, StateFile};
+use tfgrid_sdk::project::Project;
+use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
+use tfgrid_types::format_tft;
+
+use crate::ProjectArgs;
+use crate::commands::Ctx;
+use crate::output::{fields, table};
+
+const HOURS_A_MONTH: u128 = 24 * 30;
+
+fn state_file(args: &ProjectArgs, project: &Project) -> StateFile {
+    match &args.state {
+        Some(path) => StateFile { path: path.clone() },
+        None => StateFile::beside(".", project.name()),
+    }
+}
+
+fn cost(units_an_hour: u128) -> String {
+    format!(
+        "{} TFT an hour, {} TFT a month",
+        format_tft(units_an_hour),
+        format_tft(units_an_hour * HOURS_A_MONTH)
+    )
+}
+
+fn show_plan(p: &Plan) -> String {
+    let verb = |a: Action| match a {
+        Action::Create => "create",
+        Action::Update => "update in place",
+        Action::Replace => "replace (remove, then create)",
+        Action::Remove => "remove",
+        Action::Keep => "unchanged",
+    };
+    let mut text = match p.contract_id {
+        Some(id) => format!(
+            "{}: contract {id} on node {} ({})\n",
+            p.project, p.node_id, p.node_reason
+        ),
+        None => format!(
+            "{}: a new contract on node {} ({})\n",
+            p.project, p.node_id, p.node_reason
+        ),
+    };
+    text.push_str(&table(
+        &["workload", "type", "action", "takes"],
+        p.changes.iter().map(|c| {
+            vec![
+                c.name.clone(),
+                c.kind.into(),
+                verb(c.action).into(),
+                c.detail.clone(),
+            ]
+        }),
+    ));
+    text.push_str(&format!(
+        "\ncost: {} before discounts",
+        cost(p.cost_per_hour)
+    ));
+    if p.contract_id.is_some() {
+        text.push_str(&format!(" (now {})", cost(p.cost_per_hour_now)));
+    }
+    if !p.has_changes() {
+        text.push_str("\nnothing to change");
+    }
+    text
+}
+
+/// A workload's result as a person reads it: where to reach it, or why it failed.
+fn result_text(r: &WorkloadResult) -> String {
+    if r.state == ResultState::Error {
+        return r.message.clone();
+    }
+    match &r.data {
+        ResultData::Zmachine { ip, .. } => format!("private address {ip}"),
+        ResultData::Zdb {
+            namespace,
+            ips,
+            port,
+        } => {
+            let addrs: Vec<String> = ips.iter().map(|ip| format!("{ip}:{port}")).collect();
+            format!("namespace {namespace} at {}", addrs.join(", "))
+        }
+        ResultData::Ip { ip, ip6, .. } => [ip.as_str(), ip6.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+        ResultData::GatewayNameProxy { fqdn } => format!("https://{fqdn}"),
+        ResultData::Volume { id } => format!("volume {id}"),
+        ResultData::Zmount { volume_id } => format!("disk {volume_id}"),
+        ResultData::None => r.message.clone(),
+    }
+}
+
+fn results_table(results: &[WorkloadResult]) -> String {
+    table(
+        &["workload", "state", "result"],
+        results.iter().map(|r| {
+            vec![
+                r.name.clone(),
+                format!("{:?}", r.state).to_lowercase(),
+                result_text(r),
+            ]
+        }),
+    )
+}
+
+async fn load(ctx: &Ctx, args: &ProjectArgs) -> Result<(tfgrid_sdk::Grid, Project, StateFile)> {
+    let project = Project::read(&args.file)?;
+    let grid = ctx.grid().await?;
+    let state = state_file(args, &project);
+    Ok((grid, project, state))
+}
+
+pub async fn plan(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
+    let (grid, project, state) = load(ctx, args).await?;
+    let plan = deployer::plan(&grid, &project, &state).await?;
+    ctx.out.show(&plan, show_plan);
+    Ok(())
+}
+
+pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: u64) -> Result<()> {
+    let (grid, project, state) = load(ctx, args).await?;
+    let plan = deployer::plan(&grid, &project, &state).await?;
+    let quiet = ctx.out.json;
+    if !quiet {
+        eprintln!("{}", show_plan(&plan));
+    }
+    let options = ApplyOptions {
+        keep_on_error,
+        timeout: Duration::from_secs(timeout),
+    };
+    let mut show = |p: Progress<'_>| {
+        if quiet {
+            return;
+        }
+        match p {
+            Progress::Submitting(what) => eprintln!("{what}..."),
+            Progress::Included {
+                what,
+                height,
+                elapsed,
+            } => match height {
+                0 => eprintln!("  {what} on the chain ({:.1} s)", elapsed.as_secs_f64()),
+                h => eprintln!("  {what} in block {h} ({:.1} s)", elapsed.as_secs_f64()),
+            },
+            Progress::Workload { result, elapsed } => eprintln!(
+                "  {:<16} {:<8} {:>5.1} s  {}",
+                result.name,
+                format!("{:?}", result.state).to_lowercase(),
+                elapsed.as_secs_f64(),
+                match result.state {
+                    ResultState::Error => result.message.as_str(),
+                    _ => "",
+                }
+            ),
+        }
+    };
+    let applied = deployer::apply(&grid, &plan, &options, &mut show).await?;
+    ctx.out.show(&applied, |a| {
+        format!(
+            "{} applied in {:.1} s: contract {} on node {} (version {})\n{}",
+            a.project,
+            a.elapsed_ms as f64 / 1000.0,
+            a.contract_id,
+            a.node_id,
+            a.version,
+            results_table(&a.workloads)
+        )
+    });
+    Ok(())
+}
+
+pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
+    let (grid, project, state) = load(ctx, args).await?;
+    let Some(current) = deployer::current(&grid, project.name(), &state).await? else {
+        ctx.out.show(&serde_json::Value::Null, |_| {
+            format!("{} is not deployed", project.name())
+        });
+        return Ok(());
+    };
+    let view = grid
+        .contract(current.contract_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("contract {} vanished", current.contract_id))?;
+    ctx.out.show(&view, |v| {
+        let state = v.deployment_state.as_ref();
+        let mut text = fields(&[
+            ("project", project.name().to_owned()),
+            ("contract", v.contract.contract_id.to_string()),
+            ("node", current.node_id.to_string()),
+            ("state", crate::contracts::state(&v.contract)),
+            (
+                "version",
+                match state {
+                    Some(s) if s.version == current.deployment.version => {
+                        format!("{} (reported by the node)", s.version)
+                    }
+                    _ => format!(
+                        "{} (the node has not reported it yet)",
+                        current.deployment.version
+                    ),
+                },
+            ),
+            (
+                "cost",
+                format!("{} before discounts", cost(v.cost_per_hour)),
+            ),
+        ]);
+        text.push('\n');
+        text.push_str(&results_table(state.map_or(&[][..], |s| &s.workloads)));
+        text
+    });
+    Ok(())
+}
+
+pub async fn destroy(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
+    let (grid, project, state) = load(ctx, args).await?;
+    let current = deployer::destroy(&grid, project.name(), &state).await?;
+    let json = serde_json::json!({ "project": project.name(), "canceled": current });
+    ctx.out.show(&json, |_| match current {
+        Some(id) => format!(
+            "{} destroyed: contract {id} canceled; the node removes its workloads",
+            project.name()
+        ),
+        None => format!("{} is not deployed: nothing to destroy", project.name()),
+    });
+    Ok(())
+}
