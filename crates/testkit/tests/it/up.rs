@@ -4,38 +4,25 @@
 //! issue names (malformed file, no node with room, insufficient funds, a node that stops answering)
 //! without leaving anything, and destroyed; Ctrl-C then stops and cleans up everything.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use testkit::{bin, fails, free_port, ok};
+use testkit::{LocalGrid, fails, ok};
 use zos::primitives::network::{Networks, short};
 
 /// Bob's twin: Alice's is 1, Bob's 2 (`up` creates both), the nodes' 3 and 4.
 const BOB: u32 = 2;
 
-struct Env {
+struct Env<'a> {
+    grid: &'a LocalGrid,
     work: PathBuf,
-    rpc: String,
-    explorer: String,
-    hub: String,
 }
 
-impl Env {
-    /// `tfgrid` as Bob (or `key`), from the work directory (where the state files go).
+impl Env<'_> {
+    /// `tfgrid` as `key`, from the work directory (where the state files go).
     fn cli_as(&self, key: &str, args: &[&str]) -> Output {
-        Command::new(bin("tfgrid"))
-            .args(args)
-            .current_dir(&self.work)
-            .env("TFGRID_HOME", self.work.join("home"))
-            .env("TFGRID_RPC", &self.rpc)
-            .env("TFGRID_EXPLORER", &self.explorer)
-            .env("TFGRID_HUB", &self.hub)
-            .env("TFGRID_KEY", key)
-            .output()
-            .unwrap()
+        self.grid.cli(&self.work, key).args(args).output().unwrap()
     }
 
     fn cli(&self, args: &[&str]) -> Output {
@@ -56,7 +43,7 @@ impl Env {
 
     fn get(&self, path: &str) -> serde_json::Value {
         let out = Command::new("curl")
-            .args(["-s", "-m", "3", &format!("{}{path}", self.explorer)])
+            .args(["-s", "-m", "3", &format!("{}{path}", self.grid.explorer)])
             .output()
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or_default()
@@ -158,45 +145,9 @@ fn signal(pid: u32, sig: &str) {
 fn up_apply_change_fail_destroy_and_ctrl_c() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let (rpc_port, hub_port, explorer_port) = (free_port(), free_port(), free_port());
-    let up = Command::new(bin("tfgrid"))
-        .args([
-            "up",
-            "--demo",
-            "--nodes",
-            "2",
-            "--rpc-port",
-            &rpc_port.to_string(),
-            "--hub-port",
-            &hub_port.to_string(),
-            "--explorer-port",
-            &explorer_port.to_string(),
-            "--data",
-        ])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Dropped before `data`: a failing test still stops the grid while its records exist.
-    let mut up = StopOnDrop(up);
-    let (lines, received) = mpsc::channel();
-    let stdout = up.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let mut output = String::new();
-    while !output.contains("Ctrl-C stops the grid") {
-        match received.recv_timeout(Duration::from_secs(120)) {
-            Ok(line) => {
-                output.push_str(&line);
-                output.push('\n');
-            }
-            Err(_) => panic!("tfgrid up did not finish starting:\n{output}"),
-        }
-    }
+    let mut up = LocalGrid::start(2, true, data.path());
+    let output = &up.output;
     for expected in [
         "nodes    1 to 2",
         "demo: contract 1 on node",
@@ -209,10 +160,8 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         );
     }
     let env = Env {
+        grid: &up,
         work: work.path().to_owned(),
-        rpc: format!("ws://127.0.0.1:{rpc_port}"),
-        explorer: format!("http://127.0.0.1:{explorer_port}"),
-        hub: format!("http://127.0.0.1:{hub_port}"),
     };
     // The demo was applied from another directory: its contract is found by its tag on the chain.
     let demo_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
@@ -373,9 +322,8 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     assert!(farm.contains("2 nodes") && farm.contains("up"), "{farm}");
 
     // Ctrl-C: everything stops and nothing is left behind.
-    signal(up.0.id(), "-INT");
-    let status = up.0.wait().unwrap();
-    assert!(status.success(), "tfgrid up exited with {status}");
+    drop(env);
+    assert!(up.stop(), "tfgrid up did not exit cleanly");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(
         !mounts.contains(&*data.path().to_string_lossy()),
@@ -396,18 +344,4 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         !String::from_utf8_lossy(&ps.stdout).contains(&*data.path().to_string_lossy()),
         "processes left behind"
     );
-}
-
-/// Interrupts `tfgrid up` (as Ctrl-C does) and waits for it, if it still runs.
-struct StopOnDrop(std::process::Child);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.0.id().to_string()])
-                .status();
-            let _ = self.0.wait();
-        }
-    }
 }
