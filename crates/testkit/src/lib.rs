@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use tfchain_client::Client;
 
-pub mod lan;
 pub mod local;
-pub use lan::{Host, Lan};
+pub use hostnet::{Host, Lan};
 pub use local::LocalGrid;
 
 /// A binary of the workspace, built next to the test executable (`cargo nextest run --workspace`

@@ -200,7 +200,8 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
-/// Where a container's `image` is: a hub name resolved through `<hub>/tags/<name>`, or a URL
+/// Where a container's `image` is: a hub name resolved through `<hub>/tags/<name>` (which answers
+/// the URL nodes fetch it from), or a URL
 /// with its hash given or in its file name (`<64 hex>.tar`).
 pub async fn resolve_image(
     hub: &str,
@@ -233,7 +234,8 @@ pub async fn resolve_image(
     #[derive(Deserialize)]
     struct Tag {
         hash: String,
-        file: String,
+        /// Where nodes fetch it.
+        url: String,
     }
     let tag: Tag = get_json(format!("{hub}/tags/{}", encode(image)), "image hub")
         .await
@@ -252,7 +254,7 @@ pub async fn resolve_image(
         });
     }
     Ok(ResolvedImage {
-        url: format!("{hub}/{}", tag.file),
+        url: tag.url,
         hash: tag.hash,
     })
 }

@@ -170,7 +170,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             });
             Ok(())
         }
-        Command::Hub(HubCmd::Serve { dir, listen }) => hub::serve(dir, listen).await,
+        Command::Hub(HubCmd::Serve {
+            dir,
+            listen,
+            public_url,
+        }) => hub::serve(dir, listen, public_url).await,
         Command::Up {
             nodes,
             data,

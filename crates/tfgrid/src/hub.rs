@@ -58,8 +58,15 @@ fn valid_tag(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// `/tags/{name}`: the hash and file an image name stands for.
-async fn tag(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
+/// What the hub serves, and the URL nodes reach it at.
+#[derive(Clone)]
+struct Hub {
+    dir: PathBuf,
+    public_url: String,
+}
+
+/// `/tags/{name}`: the hash, file and URL an image name stands for.
+async fn tag(State(hub): State<Hub>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
     if !valid_tag(&name) {
         return (
             StatusCode::BAD_REQUEST,
@@ -67,17 +74,19 @@ async fn tag(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> impl
         )
             .into_response();
     }
-    match tokio::fs::read_to_string(dir.join("tags").join(&name)).await {
+    match tokio::fs::read_to_string(hub.dir.join("tags").join(&name)).await {
         Ok(hash) => {
             let hash = hash.trim().to_owned();
             let file = format!("{hash}.tar");
-            axum::Json(serde_json::json!({ "hash": hash, "file": file })).into_response()
+            let url = format!("{}/{file}", hub.public_url);
+            axum::Json(serde_json::json!({ "hash": hash, "file": file, "url": url }))
+                .into_response()
         }
         Err(_) => (StatusCode::NOT_FOUND, format!("no image named {name:?}")).into_response(),
     }
 }
 
-async fn get(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
+async fn get(State(hub): State<Hub>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
     if !valid_name(&name) {
         return (
             StatusCode::BAD_REQUEST,
@@ -85,21 +94,27 @@ async fn get(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> impl
         )
             .into_response();
     }
-    match tokio::fs::read(dir.join(&name)).await {
+    match tokio::fs::read(hub.dir.join(&name)).await {
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
         Err(_) => (StatusCode::NOT_FOUND, format!("no image {name}")).into_response(),
     }
 }
 
 /// Serves the hub directory until the process ends.
-pub async fn serve(dir: PathBuf, listen: SocketAddr) -> Result<()> {
+pub async fn serve(dir: PathBuf, listen: SocketAddr, public_url: Option<String>) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
     let app = axum::Router::new()
         .route("/{name}", axum::routing::get(get))
         .route("/tags/{name}", axum::routing::get(tag))
-        .with_state(dir);
+        .with_state(Hub {
+            public_url: public_url
+                .unwrap_or_else(|| format!("http://{listen}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            dir,
+        });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -144,6 +144,10 @@ pub enum HubCmd {
         dir: std::path::PathBuf,
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: std::net::SocketAddr,
+        /// The URL nodes fetch images from, if not the listen address (a hub behind a proxy, or
+        /// nodes on another network).
+        #[arg(long)]
+        public_url: Option<String>,
     },
 }
 

@@ -1,13 +1,16 @@
 //! `tfgrid up`: a whole grid on this machine with one command — a dev chain, the explorer with its
 //! dashboard, an image hub with a demo image, a farm, and N node agents with virtual capacity, each
-//! with its own data — and with `--demo`, a deployment of a 0-db namespace and a container on it.
-//! Ctrl-C stops everything it started (by the PIDs it started).
+//! with its own data — and with `--demo`, `examples/demo.toml` applied (a 0-db and a container).
+//! As root, each node runs in a network namespace of its own, a host on a LAN (`hostnet`) that
+//! reaches the chain and the hub through forwarders. Ctrl-C (or TERM) stops everything it started
+//! (by the PIDs it started) and tears down what the nodes ran.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use hostnet::{Host, Lan};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
 use tfchain_runtime::tfgrid::{Call as GridCall, IpInput};
@@ -28,10 +31,12 @@ const FARM_IPS: [&str; 3] = [
 ];
 const FARM_GATEWAY: &str = "185.206.122.1";
 
-/// The processes `up` started, stopped by PID when it ends.
+/// The processes `up` started, stopped by PID when it ends, the nodes' data directories and
+/// hosts, and the LAN they are on (deleted last).
 struct Started {
     children: Vec<(String, Child)>,
-    node_dirs: Vec<PathBuf>,
+    nodes: Vec<(PathBuf, Option<Host>)>,
+    lan: Option<Lan>,
 }
 
 impl Drop for Started {
@@ -43,8 +48,8 @@ impl Drop for Started {
         }
         // What the nodes run outlives their agents (as on a real node): tear it down.
         if let Ok(zos) = sibling("zos") {
-            for dir in &self.node_dirs {
-                let _ = Command::new(&zos)
+            for (dir, host) in &self.nodes {
+                let _ = on(host.as_ref(), &zos)
                     .arg("--teardown")
                     .arg("--data-dir")
                     .arg(dir)
@@ -52,6 +57,42 @@ impl Drop for Started {
             }
         }
     }
+}
+
+/// A command running `program` on `host`, or here.
+fn on(host: Option<&Host>, program: &Path) -> Command {
+    match host {
+        Some(host) => host.command(program),
+        None => Command::new(program),
+    }
+}
+
+/// Whether this process runs as root (then nodes get a network namespace each).
+fn root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|uids| uids.split_whitespace().next() == Some("0"))
+    })
+}
+
+/// Forwards connections to `listen` (on the LAN) to `to` (on loopback), so nodes on the LAN reach
+/// the chain and the hub that users reach on 127.0.0.1.
+async fn forward(listen: String, to: String) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = to.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    Ok(())
 }
 
 fn sibling(name: &str) -> Result<PathBuf> {
@@ -142,7 +183,27 @@ pub async fn up(
     std::fs::create_dir_all(&logs)?;
     let mut started = Started {
         children: Vec::new(),
-        node_dirs: Vec::new(),
+        nodes: Vec::new(),
+        lan: None,
+    };
+    // As root, each node is a host of its own on a LAN of network namespaces; this process is on
+    // it too, forwarding the chain and the hub to the nodes.
+    let (node_rpc, hub_public) = if root() {
+        let lan = Lan::new().context("making the nodes' LAN (network namespaces)")?;
+        let here = lan.here();
+        started.lan = Some(lan);
+        forward(
+            format!("{here}:{rpc_port}"),
+            format!("127.0.0.1:{rpc_port}"),
+        )
+        .await?;
+        forward(format!("{here}:{hub_port}"), hub.clone()).await?;
+        (
+            format!("ws://{here}:{rpc_port}"),
+            format!("http://{here}:{hub_port}"),
+        )
+    } else {
+        (rpc.clone(), format!("http://{hub}"))
     };
 
     eprintln!("starting the chain...");
@@ -177,7 +238,15 @@ pub async fn up(
         "hub",
         &logs,
         Command::new(std::env::current_exe()?)
-            .args(["hub", "serve", "--listen", &hub, "--dir"])
+            .args([
+                "hub",
+                "serve",
+                "--listen",
+                &hub,
+                "--public-url",
+                &hub_public,
+                "--dir",
+            ])
             .arg(&hub_dir),
     )?;
 
@@ -240,23 +309,34 @@ pub async fn up(
             amount: UNITS_PER_TFT,
         };
         client.execute(&alice, Call::Balances(fund)).await?;
+        let host = match started.lan.as_mut() {
+            Some(lan) => Some(lan.host().context("adding the node's host to the LAN")?),
+            None => None,
+        };
+        // A node's 0-dbs listen on its address on the LAN (loopback when it shares this host's).
+        let address = host
+            .as_ref()
+            .map_or("127.0.0.1", |h| h.ip.as_str())
+            .to_owned();
         spawn(
             &mut started,
             &format!("node{n}"),
             &logs,
-            Command::new(sibling("zos")?)
+            on(host.as_ref(), &sibling("zos")?)
                 .args([
                     "--chain",
-                    &rpc,
+                    &node_rpc,
                     "--farm",
                     "1",
                     "--capacity",
                     CAPACITY,
+                    "--host",
+                    &address,
                     "--data-dir",
                 ])
                 .arg(&node_dir),
         )?;
-        started.node_dirs.push(node_dir);
+        started.nodes.push((node_dir, host));
         wait_until(
             &format!("node {n}'s registration"),
             Duration::from_secs(60),
@@ -297,7 +377,15 @@ pub async fn up(
         "  farm     1 \"local-farm\" of //Alice (the dev council), public IPs {}",
         FARM_IPS.join(" ")
     );
-    println!("  nodes    1 to {nodes}, each {CAPACITY}");
+    match &started.lan {
+        Some(lan) => println!(
+            "  nodes    1 to {nodes}, each {CAPACITY}, each a host of its own (network namespace) on {}/24",
+            lan.here()
+        ),
+        None => println!(
+            "  nodes    1 to {nodes}, each {CAPACITY} (sharing this host's network: not root)"
+        ),
+    }
     println!(
         "  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded); //Alice and //Bob have twins"
     );
@@ -317,7 +405,12 @@ pub async fn up(
         run_demo(endpoints, StateFile::beside(&dir, "demo")).await?;
     }
     println!("\nCtrl-C stops the grid.");
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C, or a TERM from a service manager or `timeout`: stop and clean up either way.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = term.recv() => {}
+    }
     drop(started);
     Ok(())
 }

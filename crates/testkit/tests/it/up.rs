@@ -159,6 +159,12 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
             "missing {expected:?} in:\n{output}"
         );
     }
+    // As root, every node is a host of its own on a LAN, which goes away with the grid.
+    let lan = output
+        .split_once("network namespace) on ")
+        .and_then(|(_, rest)| rest.split_once("/24"))
+        .map(|(here, _)| here.to_owned())
+        .expect("the nodes' LAN in the output");
     let env = Env {
         grid: &up,
         work: work.path().to_owned(),
@@ -189,6 +195,14 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .to_owned();
     let net = Networks::namespace(&format!("{BOB}-app_net"));
     assert_eq!(fetch(&net, &web_ip), "served by app\n");
+    let db_ip = result(&applied, "db")["data"]["zdb"]["ips"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        db_ip.rsplit_once('.').map(|(net, _)| net),
+        lan.rsplit_once('.').map(|(net, _)| net),
+        "the 0-db listens on its node's LAN address"
+    );
     let mut db = zdb(result(&applied, "db"));
     redis::cmd("SET")
         .arg("greeting")
@@ -339,6 +353,11 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
             "network namespace {ns} left behind"
         );
     }
+    let addresses = Command::new("ip").args(["-br", "addr"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&addresses.stdout).contains(&format!("{lan}/24")),
+        "the nodes' LAN is left behind"
+    );
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     assert!(
         !String::from_utf8_lossy(&ps.stdout).contains(&*data.path().to_string_lossy()),

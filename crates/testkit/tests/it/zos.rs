@@ -755,8 +755,9 @@ async fn two_nodes_each_run_only_their_own_contracts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn chain_and_nodes_in_network_namespaces() {
     // Separate hosts on a LAN of network namespaces; the test reaches them over its own leg.
-    let mut lan = testkit::Lan::new();
-    let (chain_host, host1, host2) = (lan.host(), lan.host(), lan.host());
+    let mut lan = testkit::Lan::new().unwrap();
+    let mut host = || lan.host().unwrap();
+    let (chain_host, host1, host2) = (host(), host(), host());
     let grid = Grid::start_on(Some(chain_host.clone()), |spec| {
         spec["block_time_ms"] = json!(200)
     })

@@ -1,0 +1,132 @@
+//! A LAN of network namespaces, so a grid's programs run like separate hosts on one machine: a
+//! "switch" namespace holding a bridge, one namespace per host with an address on it, and a veth
+//! from the creator's own namespace, so it reaches every host. `tfgrid up` puts its nodes on one;
+//! the tests put chains and nodes on them. Everything is deleted when the LAN is dropped. Needs
+//! root, `ip` (iproute2) and `nsenter` (util-linux).
+
+use std::io;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static LANS: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip").args(args).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct Lan {
+    prefix: String,
+    names: Vec<String>,
+    switch: String,
+    /// This namespace's leg on the LAN.
+    leg: String,
+    hosts: u8,
+}
+
+/// A host on a LAN: its namespace and address.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub netns: String,
+    pub ip: String,
+}
+
+impl Host {
+    /// A command that runs `program` inside this host's network namespace. It enters only the
+    /// network namespace (`nsenter`), not a fresh mount namespace as `ip netns exec` does, whose
+    /// remounted /sys hides the cgroup mounts container runtimes need.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/var/run/netns/{}", self.netns))
+            .arg("--")
+            .arg(program);
+        cmd
+    }
+}
+
+impl Lan {
+    pub fn new() -> io::Result<Lan> {
+        let n = LANS.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{:x}", (std::process::id() * 7 + n) % 0xfffff);
+        let subnet = 100 + (std::process::id() + n * 37) % 150;
+        let switch = format!("tg{tag}s");
+        ip(&["netns", "add", &switch])?;
+        let lan = Lan {
+            prefix: format!("10.213.{subnet}"),
+            names: vec![switch.clone()],
+            switch,
+            leg: format!("tg{tag}r"),
+            hosts: 1,
+        };
+        // From here on, dropping `lan` deletes what was made.
+        ip(&["-n", &lan.switch, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &lan.switch, "link", "set", "br0", "up"])?;
+        // The test's own leg: the host side stays here with the first address.
+        let (here, there) = (lan.leg.clone(), format!("tg{tag}p"));
+        ip(&["link", "add", &here, "type", "veth", "peer", "name", &there])?;
+        ip(&["link", "set", &there, "netns", &lan.switch])?;
+        ip(&["-n", &lan.switch, "link", "set", &there, "master", "br0"])?;
+        ip(&["-n", &lan.switch, "link", "set", &there, "up"])?;
+        ip(&["addr", "add", &format!("{}.1/24", lan.prefix), "dev", &here])?;
+        ip(&["link", "set", &here, "up"])?;
+        Ok(lan)
+    }
+
+    /// The test's own address on the LAN.
+    pub fn here(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    /// Adds a host namespace with the next address.
+    pub fn host(&mut self) -> io::Result<Host> {
+        self.hosts += 1;
+        let ns = format!("{}{}", &self.switch[..self.switch.len() - 1], self.hosts);
+        let (inner, outer) = (format!("{ns}i"), format!("{ns}o"));
+        ip(&["netns", "add", &ns])?;
+        self.names.push(ns.clone());
+        ip(&[
+            "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+        ])?;
+        ip(&["link", "set", &inner, "netns", &ns])?;
+        ip(&["link", "set", &outer, "netns", &self.switch])?;
+        ip(&["-n", &self.switch, "link", "set", &outer, "master", "br0"])?;
+        ip(&["-n", &self.switch, "link", "set", &outer, "up"])?;
+        let addr = format!("{}.{}", self.prefix, self.hosts);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            &inner,
+        ])?;
+        ip(&["-n", &ns, "link", "set", &inner, "up"])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(Host {
+            netns: ns,
+            ip: addr,
+        })
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        // The kernel deletes a namespace's links after `netns delete` returns: delete our leg
+        // first, so the LAN is gone from here when the drop returns.
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.leg])
+            .status();
+        for ns in self.names.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "delete", ns]).status();
+        }
+    }
+}
