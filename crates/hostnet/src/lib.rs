@@ -37,6 +37,8 @@ pub struct Lan {
 pub struct Host {
     pub netns: String,
     pub ip: String,
+    /// The host's interface on the LAN.
+    pub iface: String,
 }
 
 impl Host {
@@ -85,6 +87,12 @@ impl Lan {
         format!("{}.1", self.prefix)
     }
 
+    /// Gives our own leg on the LAN another address too (`a.b.c.d/n`): a gateway of another
+    /// network sharing the LAN's wire.
+    pub fn add_address(&self, cidr: &str) -> io::Result<()> {
+        ip(&["addr", "add", cidr, "dev", &self.leg])
+    }
+
     /// Adds a host namespace with the next address.
     pub fn host(&mut self) -> io::Result<Host> {
         self.hosts += 1;
@@ -114,6 +122,7 @@ impl Lan {
         Ok(Host {
             netns: ns,
             ip: addr,
+            iface: inner,
         })
     }
 }

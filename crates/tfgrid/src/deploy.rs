@@ -88,12 +88,7 @@ fn result_text(r: &WorkloadResult) -> String {
             let addrs: Vec<String> = ips.iter().map(|ip| format!("{ip}:{port}")).collect();
             format!("namespace {namespace} at {}", addrs.join(", "))
         }
-        ResultData::Ip { ip, ip6, .. } => [ip.as_str(), ip6.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" "),
+        ResultData::Ip { ip, gateway, .. } => format!("public {ip} via {gateway}"),
         ResultData::GatewayNameProxy { fqdn } => format!("https://{fqdn}"),
         ResultData::Volume { id } => format!("volume {id}"),
         ResultData::Zmount { volume_id } => format!("disk {volume_id}"),

@@ -191,6 +191,10 @@ pub async fn up(
     let (node_rpc, hub_public) = if root() {
         let lan = Lan::new().context("making the nodes' LAN (network namespaces)")?;
         let here = lan.here();
+        // The farm's public network shares the LAN's wire; this host is its gateway, so public
+        // IPs given to machines answer here.
+        lan.add_address(&format!("{FARM_GATEWAY}/24"))
+            .context("adding the farm's gateway address")?;
         started.lan = Some(lan);
         forward(
             format!("{here}:{rpc_port}"),
@@ -313,28 +317,19 @@ pub async fn up(
             Some(lan) => Some(lan.host().context("adding the node's host to the LAN")?),
             None => None,
         };
-        // A node's 0-dbs listen on its address on the LAN (loopback when it shares this host's).
-        let address = host
-            .as_ref()
-            .map_or("127.0.0.1", |h| h.ip.as_str())
-            .to_owned();
+        // A node's 0-dbs listen on its address on the LAN (loopback when it shares this host's),
+        // and its machines get public IPs on its LAN interface.
+        let mut zos = on(host.as_ref(), &sibling("zos")?);
+        zos.args(["--chain", &node_rpc, "--farm", "1", "--capacity", CAPACITY]);
+        match &host {
+            Some(h) => zos.args(["--host", &h.ip, "--public-iface", &h.iface]),
+            None => zos.args(["--host", "127.0.0.1"]),
+        };
         spawn(
             &mut started,
             &format!("node{n}"),
             &logs,
-            on(host.as_ref(), &sibling("zos")?)
-                .args([
-                    "--chain",
-                    &node_rpc,
-                    "--farm",
-                    "1",
-                    "--capacity",
-                    CAPACITY,
-                    "--host",
-                    &address,
-                    "--data-dir",
-                ])
-                .arg(&node_dir),
+            zos.arg("--data-dir").arg(&node_dir),
         )?;
         started.nodes.push((node_dir, host));
         wait_until(

@@ -174,7 +174,8 @@ fn now_s() -> u64 {
 }
 
 /// Each contract's new traffic since the counters were last read (a restarted container's counter
-/// starts again from zero).
+/// starts again from zero): on their public IPs for machines that have one, else on their private
+/// network.
 fn traffic_reports(
     store: &Store,
     counters: &mut std::collections::BTreeMap<String, u64>,
@@ -190,7 +191,13 @@ fn traffic_reports(
             };
             let id = workload_id(local.twin_id, local.contract_id, &w.name);
             let network_id = format!("{}-{}", local.twin_id, m.network.interfaces[0].network);
-            let Some(total) = Networks::traffic(&id, &network_id) else {
+            // Public traffic, as Zero-OS counts it; a machine without a public IP has only its
+            // private network's to count.
+            let total = match m.network.public_ip.is_empty() {
+                false => Networks::public_traffic(&id),
+                true => Networks::traffic(&id, &network_id),
+            };
+            let Some(total) = total else {
                 continue;
             };
             let previous = counters.insert(id, total).unwrap_or(0);

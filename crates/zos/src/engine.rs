@@ -38,6 +38,8 @@ pub struct Engine {
     pub containers: Containers,
     /// Why containers cannot run on this node, if they cannot (no runtime, not root).
     pub containers_unavailable: Option<String>,
+    /// The node's interface on the farm's public network, for `ip` workloads.
+    pub public_iface: Option<String>,
     pub images: Images,
     pub volumes: Volumes,
     pub networks: Networks,
@@ -52,6 +54,28 @@ fn now_s() -> u64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs()
+}
+
+/// The contract's reserved public IPs, as the chain assigned them.
+fn public_ips(nc: &tfchain_runtime::types::NodeContract) -> Vec<(String, String)> {
+    nc.public_ips_list
+        .iter()
+        .map(|p| (p.ip.clone(), p.gateway.clone()))
+        .collect()
+}
+
+/// The public IP of `ip` workload `name`: the n-th reserved IP for the n-th IPv4 `ip` workload.
+fn public_ip(local: &Local, name: &str) -> Result<(String, String)> {
+    let index = local
+        .deployment
+        .workloads
+        .iter()
+        .filter(|w| matches!(&w.data, WorkloadData::Ip(ip) if ip.v4))
+        .position(|w| w.name == name)
+        .with_context(|| format!("{name:?} is not an ip workload with v4 of the deployment"))?;
+    local.public_ips.get(index).cloned().with_context(|| {
+        format!("the contract reserved no public IP for {name:?} (its farm has none free?)")
+    })
 }
 
 fn result(name: &str, state: ResultState, message: String, data: ResultData) -> WorkloadResult {
@@ -290,6 +314,7 @@ impl Engine {
             deployment: deployment.clone(),
             results: Vec::new(),
             paused: old.as_ref().is_some_and(|o| o.paused),
+            public_ips: public_ips(nc),
         };
         // Removals first, in reverse type order.
         if let Some(old) = &old {
@@ -366,6 +391,7 @@ impl Engine {
             deployment: nc.deployment.clone(),
             results,
             paused: false,
+            public_ips: public_ips(nc),
         };
         self.report(client, &local).await?;
         // Keep the old record (what still runs) if there was one, so a later good update diffs against it.
@@ -379,7 +405,11 @@ impl Engine {
         w: &Workload,
         used: &mut Capacity,
     ) -> WorkloadResult {
-        if let Some(message) = primitives::unsupported(w, self.containers_unavailable.as_deref()) {
+        if let Some(message) = primitives::unsupported(
+            w,
+            self.containers_unavailable.as_deref(),
+            self.public_iface.as_deref(),
+        ) {
             return result(&w.name, ResultState::Error, message, ResultData::None);
         }
         let need = w.data.capacity();
@@ -436,6 +466,11 @@ impl Engine {
                     (Ok(Err(e)), _) | (Err(e), _) => Err(e),
                 }
             }
+            WorkloadData::Ip(_) => public_ip(local, &w.name).map(|(ip, gateway)| ResultData::Ip {
+                ip,
+                ip6: String::new(),
+                gateway,
+            }),
             WorkloadData::Network(n) => {
                 let network_id = format!("{}-{}", local.twin_id, w.name);
                 self.networks
@@ -443,7 +478,18 @@ impl Engine {
                     .map(|()| ResultData::None)
             }
             WorkloadData::Zmachine(m) => {
-                let netns = self.attach(local, &namespace, m);
+                let netns = self.attach(local, &namespace, m).and_then(|netns| {
+                    if !m.network.public_ip.is_empty() {
+                        let (cidr, gateway) = public_ip(local, &m.network.public_ip)?;
+                        let iface = self
+                            .public_iface
+                            .as_deref()
+                            .context("no public interface")?;
+                        self.networks
+                            .attach_public(&namespace, iface, &cidr, &gateway)?;
+                    }
+                    Ok(netns)
+                });
                 let mounts = self.mounts(local, m);
                 let (images, containers, machine, id, name) = (
                     self.images.clone(),

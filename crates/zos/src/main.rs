@@ -38,6 +38,10 @@ struct Args {
     /// The OCI runtime that runs containers (`runc`; crun 1.8 refuses hybrid cgroup layouts).
     #[arg(long, default_value = "runc")]
     runtime: String,
+    /// The node's interface on the farm's public network: public IPs (`ip` workloads) are given
+    /// to machines on it.
+    #[arg(long)]
+    public_iface: Option<String>,
     /// The address this node's services (0-db) listen on and report.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -103,6 +107,7 @@ async fn main() -> Result<()> {
         zdb,
         containers,
         containers_unavailable,
+        public_iface: args.public_iface,
         images,
         volumes,
         networks: Networks,

@@ -46,6 +46,8 @@ pub struct Local {
     pub deployment: Deployment,
     pub results: Vec<WorkloadResult>,
     pub paused: bool,
+    /// The farm's public IPs the contract reserved (address with prefix, gateway), in order.
+    pub public_ips: Vec<(String, String)>,
 }
 
 #[derive(Debug)]

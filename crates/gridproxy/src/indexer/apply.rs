@@ -596,6 +596,8 @@ impl Ctx {
                 ],
             )?;
         }
+        // A farm created with its IPs: count them as for IPs added later.
+        self.touched_farms.insert(f.id);
         Ok(())
     }
 
@@ -934,7 +936,11 @@ mod tests {
             twin_id: 1,
             pricing_policy_id: 1,
             certification: FarmCertification::NotCertified,
-            public_ips: vec![],
+            public_ips: vec![PublicIp {
+                ip: "185.206.122.33/24".into(),
+                gateway: "185.206.122.1".into(),
+                contract_id: 0,
+            }],
             dedicated_farm: false,
         };
         let b0 = block(0, vec![Event::FarmStored(farm), Event::NodeStored(node())]);
@@ -945,6 +951,15 @@ mod tests {
         ));
         assert!(apply(&store, &b0).unwrap());
         assert_eq!(used_and_free_hru(&store), (0, 100 * GIB as i64));
+        let ips = store::read(&store, |sql| {
+            sql.query_opt(
+                "SELECT free_ips, total_ips FROM farms WHERE farm_id = 1",
+                &[],
+            )
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!((ips.i64(0).unwrap(), ips.i64(1).unwrap()), (1, 1));
         let b1 = block(
             1,
             vec![

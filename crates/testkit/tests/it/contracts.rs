@@ -97,7 +97,7 @@ async fn deploy_report_bill_update_cancel() {
         cli(&[
             "--key", "//Bob", "contract", "create", "--node", "7", &two_ips,
         ]),
-        "unknown node 7",
+        "there is no node 7",
     );
 
     // Deploy: the password is sealed to the node, not on the ledger in the clear.

@@ -76,6 +76,7 @@ fn app(memory: &str, extra: &str) -> String {
 name = "web"
 image = "demo"
 memory = "{memory}"
+public_ip = true
 entrypoint = "echo $GREETING > /tmp/index.html; exec httpd -f -p 80 -h /tmp"
 env = {{ GREETING = "served by app" }}
 
@@ -195,6 +196,20 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .to_owned();
     let net = Networks::namespace(&format!("{BOB}-app_net"));
     assert_eq!(fetch(&net, &web_ip), "served by app\n");
+    // And on its public IP, the farm's first free one, from outside the node.
+    let public = result(&applied, "web_ip")["data"]["ip"]["ip"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(public, "185.206.122.33/24");
+    let public_page = |ip: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "3", &format!("http://{ip}/")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(public_page("185.206.122.33"), "served by app\n");
     let db_ip = result(&applied, "db")["data"]["zdb"]["ips"][0]
         .as_str()
         .unwrap();
@@ -232,6 +247,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     .unwrap();
     assert_eq!(limit.trim(), (512u64 << 20).to_string());
     assert_eq!(fetch(&net, &web_ip), "served by app\n");
+    assert_eq!(public_page("185.206.122.33"), "served by app\n");
     let value: String = redis::cmd("GET")
         .arg("greeting")
         .query(&mut zdb(result(&applied, "db")))
@@ -308,6 +324,10 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         Duration::from_secs(30),
         || env.get(&format!("/contracts/{contract}"))["state"] == "Deleted",
     );
+    wait("the public IP's release", Duration::from_secs(30), || {
+        env.get("/farms")[0]["free_ips"] == 3
+    });
+    assert_eq!(public_page("185.206.122.33"), "");
     wait("the node's cleanup", Duration::from_secs(30), || {
         !Path::new("/var/run/netns").join(&net).exists()
             && !Path::new(&format!("/sys/fs/cgroup/memory/zos/{BOB}-{contract}-web")).exists()

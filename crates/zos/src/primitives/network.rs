@@ -126,21 +126,13 @@ impl Networks {
 
     /// Bytes a container sent and received since it was attached (its veth's counters).
     pub fn traffic(id: &str, network_id: &str) -> Option<u64> {
-        let out = Command::new("ip")
-            .args([
-                "-n",
-                &Self::namespace(network_id),
-                "-s",
-                "-j",
-                "link",
-                "show",
-                &short("vo", id),
-            ])
-            .output()
-            .ok()?;
-        let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let stats = &links.get(0)?["stats64"];
-        Some(stats["rx"]["bytes"].as_u64()? + stats["tx"]["bytes"].as_u64()?)
+        counters(&Self::namespace(network_id), &short("vo", id))
+    }
+
+    /// Bytes a container sent and received on its public IP since it got it (its public
+    /// interface's counters), if it has one.
+    pub fn public_traffic(id: &str) -> Option<u64> {
+        counters(&short("c-", id), "eth1")
     }
 
     /// The path of a container's namespace, once attached.
@@ -149,6 +141,32 @@ impl Networks {
     }
 
     /// Removes a container's namespace (and so its veth pair).
+    /// Gives container `id` (attached to its private network already) the public address `cidr`
+    /// on the node's public interface `iface` (a macvlan in bridge mode, so other hosts on that
+    /// network reach it), with its default route through the farm's `gateway`. The interface's MAC
+    /// address derives from the IP, so a machine created anew on the same IP keeps it and
+    /// neighbours' ARP caches stay right.
+    pub fn attach_public(&self, id: &str, iface: &str, cidr: &str, gateway: &str) -> Result<()> {
+        let (ns, link) = (short("c-", id), short("vp", id));
+        let addr: Ipv4Addr = cidr
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .with_context(|| format!("the public IP {cidr:?} is not IPv4"))?;
+        let [a, b, c, d] = addr.octets();
+        let mac = format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
+        ip(&[
+            "link", "add", "link", iface, "name", &link, "address", &mac, "type", "macvlan",
+            "mode", "bridge",
+        ])?;
+        ip(&["link", "set", &link, "netns", &ns])?;
+        ip(&["-n", &ns, "link", "set", &link, "name", "eth1"])?;
+        ip(&["-n", &ns, "addr", "add", cidr, "dev", "eth1"])?;
+        ip(&["-n", &ns, "link", "set", "eth1", "up"])?;
+        ip(&["-n", &ns, "route", "replace", "default", "via", gateway])
+    }
+
     pub fn detach(&self, id: &str) -> Result<()> {
         let ns = short("c-", id);
         if netns_exists(&ns) {
@@ -156,6 +174,17 @@ impl Networks {
         }
         Ok(())
     }
+}
+
+/// The received and sent bytes of link `link` in namespace `ns`.
+fn counters(ns: &str, link: &str) -> Option<u64> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-s", "-j", "link", "show", link])
+        .output()
+        .ok()?;
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let stats = &links.get(0)?["stats64"];
+    Some(stats["rx"]["bytes"].as_u64()? + stats["tx"]["bytes"].as_u64()?)
 }
 
 #[cfg(test)]
