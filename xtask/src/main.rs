@@ -13,7 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo            a whole local grid with a demo deployment (tfgrid up --demo); Ctrl-C stops it
   test            install what the tests need, build once, run the whole test suite
-  bench <name>    run a benchmark that compares us with our peer: chain, billing, gridproxy, provision, zdb";
+  bench <name>    run a benchmark that compares us with our peer: apply, chain, billing, gridproxy, provision, zdb, zstor";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,11 +53,12 @@ fn bench(args: &[String]) -> Result<()> {
                 .args(["bench", "-p", "tfchain", "--bench", "billing", "--"])
                 .args(&args[1..]),
         ),
-        Some("provision") => {
+        Some(name @ ("provision" | "apply")) => {
+            // These start the real programs: build them in release first.
             setup::run(Command::new("cargo").args(["build", "--release", "--bins"]))?;
             setup::run(
                 Command::new("cargo")
-                    .args(["bench", "-p", "testkit", "--bench", "provision", "--"])
+                    .args(["bench", "-p", "testkit", "--bench", name, "--"])
                     .args(&args[1..]),
             )
         }
@@ -67,6 +68,21 @@ fn bench(args: &[String]) -> Result<()> {
                 .args(&args[1..]),
         ),
         Some("zdb") => bench_zdb::run(&args[1..]),
+        Some("zstor") => {
+            setup::run(Command::new("cargo").args([
+                "build",
+                "--release",
+                "-p",
+                "zdb",
+                "--bin",
+                "zdb",
+            ]))?;
+            setup::run(
+                Command::new("cargo")
+                    .args(["bench", "-p", "zstor", "--bench", "zstor", "--"])
+                    .args(&args[1..]),
+            )
+        }
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown or missing benchmark name")
