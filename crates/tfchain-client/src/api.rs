@@ -230,6 +230,11 @@ pub trait TfchainApi {
     #[method(name = "contract_listByNode")]
     async fn contracts_by_node(&self, node_id: NodeId) -> RpcResult<Vec<Contract>>;
 
+    /// The newest workload report the contract's node signed and submitted that no block holds
+    /// yet (what the node already says, a block early), if any.
+    #[method(name = "contract_pendingState")]
+    async fn pending_deployment_state(&self, id: ContractId) -> RpcResult<Option<DeploymentState>>;
+
     /// The latest bills of a contract, oldest first.
     #[method(name = "contract_bills")]
     async fn contract_bills(&self, id: ContractId) -> RpcResult<Vec<Bill>>;

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use tfchain_runtime::Call;
 use tfchain_runtime::block::{events_root, tx_root};
 use tfchain_runtime::limits::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX};
-use tfchain_runtime::smart_contract::billing;
+use tfchain_runtime::smart_contract::{Call as ScCall, billing};
+use tfchain_runtime::types::{ContractData, DeploymentState};
 use tfchain_runtime::{Block, EventRecord, Header, Receipt, Runtime, SignedTransaction, TxInvalid};
 use tfgrid_types::{AccountId, Balance, ContractId, Hash32, Keypair, Signature};
 
@@ -139,6 +141,32 @@ impl Chain {
         self.pool.dropped_reason(hash).map(str::to_owned)
     }
 
+    /// The newest workload report of a node contract that its node signed and submitted but no
+    /// block holds yet: what the node already says, a block before the ledger records it.
+    pub fn pending_deployment_state(&self, id: ContractId) -> Option<DeploymentState> {
+        let state = &self.runtime.state;
+        let ContractData::NodeContract(nc) = &state.contracts.get(&id)?.contract_type else {
+            return None;
+        };
+        let node_twin = state.nodes.get(&nc.node_id)?.twin_id;
+        let node_account = state.twins.get(&node_twin)?.account_id;
+        self.pool
+            .of_sender(&node_account)
+            .filter_map(|ptx| match &ptx.tx.tx.call {
+                Call::SmartContract(ScCall::ReportDeploymentState {
+                    contract_id,
+                    version,
+                    workloads,
+                }) if *contract_id == id => Some(DeploymentState {
+                    reported_at_s: self.head.timestamp_ms / 1000,
+                    version: *version,
+                    workloads: workloads.clone(),
+                }),
+                _ => None,
+            })
+            .last()
+    }
+
     /// What an hour of each contract costs on the head state, in units of TFT before discounts.
     pub fn costs_per_hour(&self, ids: &[ContractId]) -> Vec<Balance> {
         let state = &self.runtime.state;
@@ -263,5 +291,170 @@ impl Chain {
             block: Arc::new(block),
             events: Arc::new(outcome.events),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tfchain_runtime::Transaction;
+    use tfchain_runtime::genesis::Endowment;
+    use tfchain_runtime::tfgrid::Call as GridCall;
+    use tfchain_runtime::types::{Location, NodeSpec, Resources};
+    use tfgrid_types::UNITS_PER_TFT;
+    use tfgrid_types::deployment::{
+        Deployment, ResultData, ResultState, Secret, Workload, WorkloadData, WorkloadResult, Zdb,
+        ZdbMode,
+    };
+
+    use super::*;
+
+    struct Setup {
+        chain: Chain,
+        now_ms: u64,
+        nonces: std::collections::HashMap<AccountId, u64>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Setup {
+        fn tx(&mut self, key: &Keypair, call: Call) -> SignedTransaction {
+            let nonce = self.nonces.entry(key.account()).or_insert(0);
+            *nonce += 1;
+            Transaction {
+                signer: key.account(),
+                nonce: *nonce - 1,
+                call,
+            }
+            .sign(key, &self.chain.genesis_hash())
+        }
+
+        fn submit(&mut self, key: &Keypair, call: Call) {
+            let tx = self.tx(key, call);
+            let len = tx.encode().len();
+            self.chain.admit(tx, len).expect("admitted");
+        }
+
+        fn block(&mut self) {
+            self.now_ms += 1000;
+            self.chain.produce_block(self.now_ms).expect("block");
+        }
+    }
+
+    fn report(version: u32) -> Call {
+        Call::SmartContract(ScCall::ReportDeploymentState {
+            contract_id: 1,
+            version,
+            workloads: vec![WorkloadResult {
+                name: "db".into(),
+                created: 0,
+                state: ResultState::Ok,
+                message: String::new(),
+                data: ResultData::None,
+            }],
+        })
+    }
+
+    #[test]
+    fn pending_reports_count_only_from_the_contracts_node() {
+        let (user, node, other) = (
+            Keypair::from_uri("//Bob").unwrap(),
+            Keypair::from_uri("//Charlie").unwrap(),
+            Keypair::from_uri("//Dave").unwrap(),
+        );
+        let mut spec = crate::spec::ChainSpec::dev();
+        spec.genesis.balances.push(Endowment {
+            account: node.account(),
+            amount: 10 * UNITS_PER_TFT,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("chain.redb")).unwrap());
+        let chain = Chain::open(store, &spec, Keypair::from_uri("//Alice").unwrap()).unwrap();
+        let mut s = Setup {
+            chain,
+            now_ms: 1_700_000_000_000,
+            nonces: Default::default(),
+            _dir: dir,
+        };
+        for key in [&user, &node, &other] {
+            let tc = GridCall::UserAcceptTc {
+                document_link: "l".into(),
+                document_hash: "h".into(),
+            };
+            s.submit(key, Call::Tfgrid(tc));
+            let twin = GridCall::CreateTwin {
+                relay: None,
+                pk: None,
+            };
+            s.submit(key, Call::Tfgrid(twin));
+        }
+        s.block();
+        let farm = GridCall::CreateFarm {
+            name: "farm".into(),
+            public_ips: vec![],
+        };
+        s.submit(&node, Call::Tfgrid(farm));
+        s.block();
+        let resources = Resources {
+            hru: 1 << 40,
+            sru: 1 << 40,
+            cru: 8,
+            mru: 1 << 35,
+        };
+        let location = Location {
+            city: "Ghent".into(),
+            country: "Belgium".into(),
+            latitude: "51".into(),
+            longitude: "3".into(),
+        };
+        let node_spec = NodeSpec {
+            farm_id: 1,
+            resources,
+            location,
+            interfaces: vec![],
+            secure_boot: false,
+            virtualized: false,
+            serial_number: None,
+        };
+        s.submit(&node, Call::Tfgrid(GridCall::CreateNode(node_spec)));
+        s.block();
+        let mut d = Deployment {
+            version: 0,
+            twin_id: 1,
+            metadata: String::new(),
+            description: String::new(),
+            signature_requirement: Deployment::single_signer(1),
+            workloads: vec![Workload {
+                version: 0,
+                name: "db".into(),
+                metadata: String::new(),
+                description: String::new(),
+                data: WorkloadData::Zdb(Zdb {
+                    size: 1 << 30,
+                    mode: ZdbMode::User,
+                    password: Secret::Plain("pw".into()),
+                    public: false,
+                }),
+            }],
+        };
+        d.seal_secrets(&node.account(), &mut rand::thread_rng())
+            .unwrap();
+        d.sign(1, &user);
+        let create = ScCall::CreateNodeContract {
+            node_id: 1,
+            deployment: d,
+        };
+        s.submit(&user, Call::SmartContract(create));
+        s.block();
+        assert_eq!(s.chain.pending_deployment_state(1), None);
+
+        // Someone else's report of the contract is not the node's word.
+        s.submit(&other, report(0));
+        assert_eq!(s.chain.pending_deployment_state(1), None);
+        // The node's is, until a block records it.
+        s.submit(&node, report(0));
+        let pending = s.chain.pending_deployment_state(1).expect("pending");
+        assert_eq!(pending.version, 0);
+        assert_eq!(pending.workloads[0].state, ResultState::Ok);
+        s.block();
+        assert_eq!(s.chain.pending_deployment_state(1), None);
     }
 }

@@ -128,6 +128,15 @@ impl Mempool {
         out
     }
 
+    /// The pending transactions of `sender`, in nonce order.
+    pub fn of_sender(&self, sender: &AccountId) -> impl Iterator<Item = &PoolTx> {
+        self.by_sender
+            .get(sender)
+            .into_iter()
+            .flat_map(|nonces| nonces.values())
+            .filter_map(|hash| self.txs.get(hash).map(|(_, ptx)| ptx))
+    }
+
     /// Removes an included transaction.
     pub fn remove(&mut self, hash: &Hash32) {
         if let Some((seq, ptx)) = self.txs.remove(hash) {

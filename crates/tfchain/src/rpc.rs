@@ -344,6 +344,10 @@ impl TfchainApiServer for RpcServer {
         self.contracts(&ids)
     }
 
+    async fn pending_deployment_state(&self, id: ContractId) -> Result<Option<DeploymentState>> {
+        Ok(self.chain().pending_deployment_state(id))
+    }
+
     async fn contract_bills(&self, id: ContractId) -> Result<Vec<Bill>> {
         Ok(self.get("contract_bills", &id)?.unwrap_or_default())
     }

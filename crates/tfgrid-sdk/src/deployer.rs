@@ -2,8 +2,9 @@
 //! tagged with its name (`{"project": ...}` in the deployment's metadata), and the state file only
 //! remembers which contract that is on which chain, so a lost or stale state file loses nothing.
 //!
-//! Apply creates the contract or updates it to the next version, then follows finalized blocks
-//! until the node has reported every workload `ok` or `error`. A workload type that cannot change in
+//! Apply creates the contract or updates it to the next version, then waits until the node has
+//! reported every workload `ok` or `error` (its signed report counts as soon as the chain has it
+//! pending, a block before the ledger records it). A workload type that cannot change in
 //! place (a container) is replaced in two versions: removed, then added anew. When a workload
 //! fails or the node never answers, the contract this apply created is canceled again (unless
 //! kept on purpose), so nothing is left half-made. An account that cannot pay an hour of what it
@@ -14,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tfchain_client::api::TfchainApiClient;
+use tfchain_client::api::{ContractView, TfchainApiClient};
 use tfchain_runtime::smart_contract::billing;
-use tfchain_runtime::types::{ContractData, ContractState, Resources};
+use tfchain_runtime::types::{ContractData, ContractState, DeploymentState, Resources};
 use tfgrid_types::deployment::{
     Deployment, ResultState, Secret, Workload, WorkloadData, WorkloadResult,
 };
@@ -25,6 +26,9 @@ use tfgrid_types::{Balance, ContractId, Hash32, NodeId};
 use crate::http::{Needs, resolve_image};
 use crate::project::{Project, Size};
 use crate::{Error, Grid};
+
+/// How often apply looks for the node's report while it waits.
+const POLL: Duration = Duration::from_millis(100);
 
 /// Where a project's contract is recorded.
 #[derive(Debug, Clone)]
@@ -659,6 +663,28 @@ fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The node's report of `version` of a contract: the ledger's record, or else the node's signed
+/// report still waiting for a block (then `true`).
+pub async fn reported(
+    grid: &Grid,
+    view: &ContractView,
+    version: u32,
+) -> Result<Option<(DeploymentState, bool)>, Error> {
+    if let Some(recorded) = view
+        .deployment_state
+        .as_ref()
+        .filter(|s| s.version == version)
+    {
+        return Ok(Some((recorded.clone(), false)));
+    }
+    let pending = grid
+        .client
+        .rpc()
+        .pending_deployment_state(view.contract.contract_id)
+        .await?;
+    Ok(pending.filter(|s| s.version == version).map(|s| (s, true)))
+}
+
 /// A version of a contract to wait for, and the workloads it holds.
 struct Step<'a> {
     contract_id: ContractId,
@@ -666,8 +692,9 @@ struct Step<'a> {
     expected: &'a [Workload],
 }
 
-/// Follows finalized blocks until the node has reported `version` with every workload `ok` or
-/// `error`; reports each state change as it comes.
+/// Polls until the node has reported `version` with every workload `ok` or `error`, in a block or
+/// in its signed report still waiting for one (so apply ends a block earlier); reports each state
+/// change as it comes.
 async fn wait(
     grid: &Grid,
     plan: &Plan,
@@ -681,8 +708,7 @@ async fn wait(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Applied, Error> {
     let rpc = grid.client.rpc();
-    let mut heads = rpc.subscribe_finalized_heads().await?;
-    let deadline = tokio::time::Instant::now() + options.timeout;
+    let deadline = Instant::now() + options.timeout;
     let mut shown: BTreeMap<String, (ResultState, String)> = BTreeMap::new();
     let failure = |failed, timed_out| Failure {
         project: plan.project.clone(),
@@ -702,7 +728,8 @@ async fn wait(
                 "contract {contract_id} was deleted ({cause:?}) while waiting"
             )));
         }
-        if let Some(state) = view.deployment_state.filter(|s| s.version == version) {
+        let state = reported(grid, &view, version).await?.map(|(s, _)| s);
+        if let Some(state) = state {
             for r in &state.workloads {
                 let seen = (r.state, r.message.clone());
                 if shown.get(&r.name) != Some(&seen) {
@@ -738,34 +765,24 @@ async fn wait(
                 });
             }
         }
-        match tokio::time::timeout_at(deadline, heads.next()).await {
-            Ok(Some(Ok(_))) => {}
-            Ok(_) => {
-                return Err(Error::Chain {
-                    step: "following the chain".into(),
-                    source: tfchain_client::ClientError::Transport(
-                        "the head subscription closed".into(),
-                    ),
-                });
-            }
-            Err(_) => {
-                let node = rpc.node(plan.node_id).await?;
-                let seen = node
-                    .and_then(|n| n.uptime)
-                    .map(|u| now_s().saturating_sub(u.reported_at_s));
-                let liveness = match seen {
-                    Some(s) => format!("its last uptime report was {s} s ago"),
-                    None => "it never reported its uptime".into(),
-                };
-                return Err(Error::Failed(failure(
-                    vec![],
-                    Some(format!(
-                        "node {} did not report version {version} within {:?} ({liveness}): is it down?",
-                        plan.node_id, options.timeout
-                    )),
-                )));
-            }
+        if Instant::now() >= deadline {
+            let node = rpc.node(plan.node_id).await?;
+            let seen = node
+                .and_then(|n| n.uptime)
+                .map(|u| now_s().saturating_sub(u.reported_at_s));
+            let liveness = match seen {
+                Some(s) => format!("its last uptime report was {s} s ago"),
+                None => "it never reported its uptime".into(),
+            };
+            return Err(Error::Failed(failure(
+                vec![],
+                Some(format!(
+                    "node {} did not report version {version} within {:?} ({liveness}): is it down?",
+                    plan.node_id, options.timeout
+                )),
+            )));
         }
+        tokio::time::sleep(POLL).await;
     }
 }
 

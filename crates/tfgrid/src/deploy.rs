@@ -187,8 +187,12 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
         .contract(current.contract_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("contract {} vanished", current.contract_id))?;
-    ctx.out.show(&view, |v| {
-        let state = v.deployment_state.as_ref();
+    let version = current.deployment.version;
+    let reported = deployer::reported(&grid, &view, version).await?;
+    let json = serde_json::json!({ "contract": view, "reported": reported.as_ref().map(|r| &r.0) });
+    ctx.out.show(&json, |_| {
+        let v = &view;
+        let state = reported.as_ref().map(|r| &r.0);
         let mut text = fields(&[
             ("project", project.name().to_owned()),
             ("contract", v.contract.contract_id.to_string()),
@@ -196,14 +200,12 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
             ("state", crate::contracts::state(&v.contract)),
             (
                 "version",
-                match state {
-                    Some(s) if s.version == current.deployment.version => {
-                        format!("{} (reported by the node)", s.version)
+                match &reported {
+                    Some((_, false)) => format!("{version} (reported by the node)"),
+                    Some((_, true)) => {
+                        format!("{version} (reported by the node, in the next block)")
                     }
-                    _ => format!(
-                        "{} (the node has not reported it yet)",
-                        current.deployment.version
-                    ),
+                    None => format!("{version} (the node has not reported it yet)"),
                 },
             ),
             (

@@ -356,6 +356,9 @@ impl Engine {
             provision_ms = started.elapsed().as_millis() as u64,
             "provisioned"
         );
+        // Record what runs before waiting on the chain for the report: an agent stopped in
+        // between leaves nothing that a teardown or a restart does not know of.
+        store.put_local(&local)?;
         self.report(&client, &local).await?;
         Ok(Some(local))
     }

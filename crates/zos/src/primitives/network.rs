@@ -100,6 +100,12 @@ impl Networks {
         let (ns, net) = (short("c-", id), Self::namespace(network_id));
         let (outer, inner) = (short("vo", id), short("vi", id));
         self.detach(id)?;
+        // A leg left in the network by an earlier run of this container (its namespace gone,
+        // the kernel not done with the pair, or an agent killed mid-way) would block the new one.
+        let _ = Command::new("ip")
+            .args(["-n", &net, "link", "delete", &outer])
+            .stderr(std::process::Stdio::null())
+            .status();
         ip(&["netns", "add", &ns])?;
         ip(&[
             "link", "add", &outer, "type", "veth", "peer", "name", &inner,
