@@ -302,7 +302,6 @@ async fn serve_and_query(store: Arc<dyn Store>) {
     let state = AppState {
         store,
         progress: Arc::new(Progress::default()),
-        up_window_s: 180,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

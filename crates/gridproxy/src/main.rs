@@ -29,9 +29,6 @@ struct Args {
     /// A PostgreSQL database (`postgres://user@host:port/db`) instead of SQLite.
     #[arg(long, env = "GRIDPROXY_DB")]
     db: Option<String>,
-    /// The chain's uptime report interval, seconds; a node silent for three is down.
-    #[arg(long, default_value_t = 60)]
-    uptime_report_interval_s: u64,
 }
 
 #[tokio::main]
@@ -53,11 +50,7 @@ async fn main() -> Result<()> {
         progress.clone(),
         stop_rx.clone(),
     ));
-    let state = AppState {
-        store,
-        progress,
-        up_window_s: 3 * args.uptime_report_interval_s,
-    };
+    let state = AppState { store, progress };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -31,15 +31,15 @@ pub use openapi::OPENAPI;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The indexer's progress, and the chain's uptime report interval, which says when a node is
+    /// up.
     pub progress: Arc<Progress>,
-    /// A node is up when its last uptime report is at most this old (3 report intervals).
-    pub up_window_s: u64,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("up_window_s", &self.up_window_s)
+            .field("up_window_s", &self.progress.up_window_s())
             .finish_non_exhaustive()
     }
 }

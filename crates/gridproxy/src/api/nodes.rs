@@ -285,7 +285,7 @@ fn filter(p: &Params, since: i64, gateways_only: bool) -> Result<Filter, Error> 
 async fn list_nodes(state: AppState, q: RawQuery, gateways_only: bool) -> ApiResult {
     let p = Params::new(q.0, FILTERS)?;
     let paging = p.paging()?;
-    let since = now_s() - state.up_window_s as i64;
+    let since = now_s() - state.progress.up_window_s() as i64;
     let status = status_sql(since);
     let f = filter(&p, since, gateways_only)?;
     let order = p.order_by(SORTS, "n.node_id", "n.node_id")?;
@@ -306,7 +306,7 @@ pub async fn gateways(State(state): State<AppState>, q: RawQuery) -> ApiResult {
 
 async fn one_node(state: AppState, raw: String, gateways_only: bool) -> ApiResult {
     let id = path_id("id", &raw)?;
-    let status = status_sql(now_s() - state.up_window_s as i64);
+    let status = status_sql(now_s() - state.progress.up_window_s() as i64);
     let sql_text = format!(
         "SELECT {} FROM nodes n JOIN farms f ON f.farm_id = n.farm_id WHERE n.node_id = $1",
         columns(&status)

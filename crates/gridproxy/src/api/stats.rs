@@ -18,7 +18,7 @@ pub(super) const STATS_FILTERS: &[&str] = &["status"];
 
 pub async fn stats(State(state): State<AppState>, q: RawQuery) -> ApiResult {
     let p = Params::new(q.0, STATS_FILTERS)?;
-    let since = now_s() - state.up_window_s as i64;
+    let since = now_s() - state.progress.up_window_s() as i64;
     let mut f = Filter::default();
     if let Some(v) = p.choice_list("status", &["up", "down", "standby"])? {
         f.push(status_clause(&v, since));

@@ -23,6 +23,16 @@ pub struct Progress {
     /// The newest finalized height the chain announced.
     pub chain_height: AtomicU64,
     pub connected: AtomicBool,
+    /// The chain's uptime report interval (its `chain_params`), seconds; 60 (the dev chain's)
+    /// until the indexer has connected.
+    pub uptime_report_interval_s: AtomicU64,
+}
+
+impl Progress {
+    /// A node is up when its last uptime report is at most this old: three report intervals.
+    pub fn up_window_s(&self) -> u64 {
+        3 * self.uptime_report_interval_s.load(Ordering::Relaxed)
+    }
 }
 
 impl Default for Progress {
@@ -31,6 +41,7 @@ impl Default for Progress {
             indexed_height: AtomicI64::new(-1),
             chain_height: AtomicU64::new(0),
             connected: AtomicBool::new(false),
+            uptime_report_interval_s: AtomicU64::new(60),
         }
     }
 }
@@ -99,6 +110,10 @@ async fn follow(
     let client = Client::connect(url).await?;
     let genesis = client.genesis_hash();
     blocking(store, move |sql| apply::bind_chain(sql, &genesis)).await?;
+    let params = client.rpc().params().await?;
+    progress
+        .uptime_report_interval_s
+        .store(params.uptime_report_interval_s, Ordering::Relaxed);
     let price = client.rpc().tft_price().await?;
     blocking(store, move |sql| apply::seed_tft_price(sql, &price)).await?;
     let mut heads = client.rpc().subscribe_finalized_heads().await?;
