@@ -31,6 +31,8 @@ pub struct Config {
     pub rpc_url: String,
     pub farm_id: u32,
     pub capacity: Resources,
+    /// The node's network primitive, whose interfaces' counters are its traffic.
+    pub networks: Networks,
 }
 
 /// Retries `f` until it succeeds, saying once per distinct error what is wrong.
@@ -127,7 +129,13 @@ pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
 
 /// Reports, every interval of the chain's spec, the node's uptime and each contract's network
 /// traffic since the last report (the bytes through its containers' interfaces).
-async fn report_loop(rpc_url: String, key: Keypair, started: Instant, store: Arc<Store>) {
+async fn report_loop(
+    rpc_url: String,
+    key: Keypair,
+    started: Instant,
+    store: Arc<Store>,
+    networks: Networks,
+) {
     let mut counters: std::collections::BTreeMap<String, u64> = Default::default();
     let mut last_report_s = now_s();
     loop {
@@ -142,6 +150,7 @@ async fn report_loop(rpc_url: String, key: Keypair, started: Instant, store: Arc
             let hash = client.submit(&key, Call::Tfgrid(call)).await?;
             let reports = traffic_reports(
                 &store,
+                &networks,
                 &mut counters,
                 now,
                 now.saturating_sub(last_report_s),
@@ -178,6 +187,7 @@ fn now_s() -> u64 {
 /// network.
 fn traffic_reports(
     store: &Store,
+    networks: &Networks,
     counters: &mut std::collections::BTreeMap<String, u64>,
     now: u64,
     window: u64,
@@ -194,8 +204,8 @@ fn traffic_reports(
             // Public traffic, as Zero-OS counts it; a machine without a public IP has only its
             // private network's to count.
             let total = match m.network.public_ip.is_empty() {
-                false => Networks::public_traffic(&id),
-                true => Networks::traffic(&id, &network_id),
+                false => networks.public_traffic(&id),
+                true => networks.traffic(&id, &network_id),
             };
             let Some(total) = total else {
                 continue;
@@ -378,6 +388,7 @@ pub async fn run(
         key.clone(),
         started,
         store.clone(),
+        config.networks.clone(),
     ));
     tokio::spawn(watch(
         config.rpc_url.clone(),

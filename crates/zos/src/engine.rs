@@ -641,7 +641,7 @@ impl Engine {
                         &m,
                         &root,
                         &mounts,
-                        &Networks::container_namespace(&id),
+                        &self.networks.container_namespace(&id),
                     )
                 });
                 let message = match started {

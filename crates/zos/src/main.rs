@@ -71,7 +71,7 @@ async fn main() -> Result<()> {
             &store,
             &containers,
             &volumes,
-            &Networks,
+            &Networks::new(&args.data_dir),
             &args.data_dir.join("zdb"),
         );
     }
@@ -86,7 +86,9 @@ async fn main() -> Result<()> {
         None => std::env::current_exe()?.with_file_name("zdb"),
     };
     let farm_id = args.farm.context("--farm is required")?;
+    let networks = Networks::new(&args.data_dir);
     let config = Config {
+        networks: networks.clone(),
         rpc_url: args.chain.clone(),
         farm_id,
         capacity,
@@ -110,7 +112,7 @@ async fn main() -> Result<()> {
         public_iface: args.public_iface,
         images,
         volumes,
-        networks: Networks,
+        networks,
         network_users: Default::default(),
         store_locals: Vec::new(),
     })

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use testkit::{LocalGrid, fails, ok};
-use zos::primitives::network::{Networks, short};
+use zos::primitives::network::Networks;
 
 /// Bob's twin: Alice's is 1, Bob's 2 (`up` creates both), the nodes' 3 and 4.
 const BOB: u32 = 2;
@@ -166,6 +166,12 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .and_then(|(_, rest)| rest.split_once("/24"))
         .map(|(here, _)| here.to_owned())
         .expect("the nodes' LAN in the output");
+    // The node the demo runs on, as `up` printed it.
+    let demo_node = output
+        .split_once("demo: contract 1 on node ")
+        .and_then(|(_, rest)| rest.split(',').next())
+        .map(|id| Networks::new(&data.path().join(format!("node{id}"))))
+        .expect("the demo's node in the output");
     let env = Env {
         grid: &up,
         work: work.path().to_owned(),
@@ -194,7 +200,8 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .as_str()
         .unwrap()
         .to_owned();
-    let net = Networks::namespace(&format!("{BOB}-app_net"));
+    let node_dir = |id: &serde_json::Value| data.path().join(format!("node{id}"));
+    let net = Networks::new(&node_dir(&applied["node_id"])).namespace(&format!("{BOB}-app_net"));
     assert_eq!(fetch(&net, &web_ip), "served by app\n");
     // And on its public IP, the farm's first free one, from outside the node.
     let public = result(&applied, "web_ip")["data"]["ip"]["ip"]
@@ -365,8 +372,8 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     );
     // The demo's network and its container.
     for ns in [
-        Networks::namespace(&format!("{BOB}-demo_net")),
-        short("c-", &format!("{BOB}-1-web")),
+        demo_node.namespace(&format!("{BOB}-demo_net")),
+        demo_node.container(&format!("{BOB}-1-web")),
     ] {
         assert!(
             !Path::new("/var/run/netns").join(&ns).exists(),

@@ -14,7 +14,7 @@ use tfchain_runtime::types::ContractData;
 use tfchain_runtime::{Call, Event, Transaction, balances};
 use tfgrid_types::deployment::{Deployment, ResultData, ResultState, WorkloadResult};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
-use zos::primitives::network::{Networks, short};
+use zos::primitives::network::Networks;
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -660,10 +660,11 @@ async fn zos_runs_containers_from_verified_images() {
         !mounts.contains(&*data.path().to_string_lossy()),
         "mounts left behind"
     );
+    let networks = Networks::new(data.path());
     for ns in [
-        Networks::namespace("3-net"),
-        short("c-", "3-1-web"),
-        short("c-", "3-1-peer"),
+        networks.namespace("3-net"),
+        networks.container("3-1-web"),
+        networks.container("3-1-peer"),
     ] {
         assert!(
             !std::path::Path::new("/var/run/netns").join(&ns).exists(),

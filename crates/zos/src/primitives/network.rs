@@ -29,7 +29,7 @@ fn netns_exists(name: &str) -> bool {
 }
 
 /// A short, stable name (network interface names hold at most 15 bytes).
-pub fn short(prefix: &str, id: &str) -> String {
+fn short(prefix: &str, id: &str) -> String {
     let hash = blake3::hash(id.as_bytes()).to_hex();
     format!("{prefix}{}", &hash[..10])
 }
@@ -45,18 +45,41 @@ fn gateway(subnet: &str) -> Result<(Ipv4Addr, u8)> {
     Ok((Ipv4Addr::from((u32::from(addr) & mask) + 1), len))
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Networks;
+/// The network primitive of one node. Every namespace and link it makes is named from a hash of
+/// the node's tag (its data directory) and the workload, so several nodes on one machine (`tfgrid
+/// up`, the tests) never share a name.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    node: String,
+}
 
 impl Networks {
+    /// The primitive of the node whose data directory is `data_dir`.
+    pub fn new(data_dir: &std::path::Path) -> Networks {
+        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        Networks {
+            node: dir.display().to_string(),
+        }
+    }
+
+    /// The name of what this node makes for `id`, with `prefix` (at most 15 bytes in all).
+    fn name(&self, prefix: &str, id: &str) -> String {
+        short(prefix, &format!("{}\n{id}", self.node))
+    }
+
     /// The namespace of a network (`id` names it uniquely on the node).
-    pub fn namespace(id: &str) -> String {
-        short("n-", id)
+    pub fn namespace(&self, id: &str) -> String {
+        self.name("n-", id)
+    }
+
+    /// The namespace of container `id`.
+    pub fn container(&self, id: &str) -> String {
+        self.name("c-", id)
     }
 
     /// Creates the network's namespace and bridge (idempotent).
     pub fn ensure(&self, id: &str, subnet: &str) -> Result<()> {
-        let ns = Self::namespace(id);
+        let ns = self.namespace(id);
         let (gw, len) = gateway(subnet)?;
         if !netns_exists(&ns) {
             ip(&["netns", "add", &ns])?;
@@ -79,7 +102,7 @@ impl Networks {
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
-        let ns = Self::namespace(id);
+        let ns = self.namespace(id);
         if netns_exists(&ns) {
             ip(&["netns", "delete", &ns])?;
         }
@@ -97,8 +120,8 @@ impl Networks {
                 "address {addr} is not a host address of the node's subnet {subnet} (the first is the gateway)"
             );
         }
-        let (ns, net) = (short("c-", id), Self::namespace(network_id));
-        let (outer, inner) = (short("vo", id), short("vi", id));
+        let (ns, net) = (self.container(id), self.namespace(network_id));
+        let (outer, inner) = (self.name("vo", id), self.name("vi", id));
         self.detach(id)?;
         // A leg left in the network by an earlier run of this container (its namespace gone,
         // the kernel not done with the pair, or an agent killed mid-way) would block the new one.
@@ -131,19 +154,19 @@ impl Networks {
     }
 
     /// Bytes a container sent and received since it was attached (its veth's counters).
-    pub fn traffic(id: &str, network_id: &str) -> Option<u64> {
-        counters(&Self::namespace(network_id), &short("vo", id))
+    pub fn traffic(&self, id: &str, network_id: &str) -> Option<u64> {
+        counters(&self.namespace(network_id), &self.name("vo", id))
     }
 
     /// Bytes a container sent and received on its public IP since it got it (its public
     /// interface's counters), if it has one.
-    pub fn public_traffic(id: &str) -> Option<u64> {
-        counters(&short("c-", id), "eth1")
+    pub fn public_traffic(&self, id: &str) -> Option<u64> {
+        counters(&self.container(id), "eth1")
     }
 
     /// The path of a container's namespace, once attached.
-    pub fn container_namespace(id: &str) -> String {
-        format!("/var/run/netns/{}", short("c-", id))
+    pub fn container_namespace(&self, id: &str) -> String {
+        format!("/var/run/netns/{}", self.container(id))
     }
 
     /// Removes a container's namespace (and so its veth pair).
@@ -153,7 +176,7 @@ impl Networks {
     /// address derives from the IP, so a machine created anew on the same IP keeps it and
     /// neighbours' ARP caches stay right.
     pub fn attach_public(&self, id: &str, iface: &str, cidr: &str, gateway: &str) -> Result<()> {
-        let (ns, link) = (short("c-", id), short("vp", id));
+        let (ns, link) = (self.container(id), self.name("vp", id));
         let addr: Ipv4Addr = cidr
             .split('/')
             .next()
@@ -174,7 +197,7 @@ impl Networks {
     }
 
     pub fn detach(&self, id: &str) -> Result<()> {
-        let ns = short("c-", id);
+        let ns = self.container(id);
         if netns_exists(&ns) {
             ip(&["netns", "delete", &ns])?;
         }
