@@ -21,7 +21,8 @@ pub struct LocalGrid {
 }
 
 impl LocalGrid {
-    /// Runs `tfgrid up --nodes N [--demo] --data DATA` and waits until it says the grid is ready.
+    /// Runs `tfgrid up --nodes N [--demo] --data DATA` (from DATA's parent, with DATA relative) and
+    /// waits until it says the grid is ready.
     pub fn start(nodes: u32, demo: bool, data: &Path) -> LocalGrid {
         let (rpc_port, hub_port, explorer_port) = (free_port(), free_port(), free_port());
         let mut command = Command::new(bin("tfgrid"));
@@ -33,8 +34,10 @@ impl LocalGrid {
             .args(["--rpc-port", &rpc_port.to_string()])
             .args(["--hub-port", &hub_port.to_string()])
             .args(["--explorer-port", &explorer_port.to_string()])
+            // A relative data directory, as a newcomer's `.tfgrid-local`.
+            .current_dir(data.parent().expect("the data directory's parent"))
             .arg("--data")
-            .arg(data)
+            .arg(data.file_name().expect("the data directory's name"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -179,6 +179,8 @@ pub async fn up(
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
+    // Absolute: the nodes' container runtime resolves paths from elsewhere than here.
+    let dir = std::path::absolute(&dir)?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let mut started = Started {

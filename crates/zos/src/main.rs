@@ -60,7 +60,9 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // Absolute from here on: the container runtime resolves paths from the bundle, not from here.
+    args.data_dir = std::path::absolute(&args.data_dir).context("--data-dir")?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store = Arc::new(Store::open(&args.data_dir.join("zos.redb"))?);
