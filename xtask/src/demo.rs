@@ -2,16 +2,21 @@
 //! `tfgrid up --demo`: a whole local grid (dev chain, image hub, farm, two nodes) with a 0-db and a
 //! web container deployed on it. Ctrl-C stops everything.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::setup::{self, run};
 
 pub fn run_demo(args: &[String]) -> Result<()> {
     setup::ensure_debian_packages(setup::TEST_PACKAGES)?;
     run(Command::new("cargo").args(["build", "--bins"]))?;
-    run(Command::new("target/debug/tfgrid")
+    // Become `tfgrid up` rather than wait for it: Ctrl-C then reaches only it, and the shell gets
+    // its prompt back once up has cleaned up, not before.
+    let error = Command::new("target/debug/tfgrid")
         .args(["up", "--demo"])
-        .args(args))
+        .args(args)
+        .exec();
+    Err(error).context("running target/debug/tfgrid up --demo")
 }
