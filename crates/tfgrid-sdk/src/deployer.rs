@@ -44,6 +44,43 @@ pub struct State {
     pub genesis: Hash32,
     pub node_id: NodeId,
     pub contract_id: ContractId,
+    /// A digest of each workload's secrets as last applied: the chain holds them sealed, so this
+    /// is how a plan sees a changed password or environment value.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Hash32>,
+}
+
+/// A digest of a workload's secrets in the clear (none when it has none). A network's WireGuard
+/// key is made anew at each plan, not written in the file: it does not count.
+fn secrets_digest(w: &Workload) -> Option<Hash32> {
+    if let WorkloadData::Network(_) = w.data {
+        return None;
+    }
+    let mut w = w.clone();
+    let values: Vec<String> = w
+        .data
+        .secrets_mut()
+        .into_iter()
+        .map(|s| match s {
+            Secret::Plain(text) => text.clone(),
+            Secret::Sealed(_) => String::new(),
+        })
+        .collect();
+    (!values.is_empty()).then(|| {
+        Hash32::of(
+            "tfgrid state secrets v1",
+            serde_json::to_string(&(&w.name, values))
+                .expect("strings serialize")
+                .as_bytes(),
+        )
+    })
+}
+
+fn digests(workloads: &[Workload]) -> BTreeMap<String, Hash32> {
+    workloads
+        .iter()
+        .filter_map(|w| Some((w.name.clone(), secrets_digest(w)?)))
+        .collect()
 }
 
 impl StateFile {
@@ -192,6 +229,9 @@ pub struct Plan {
     pub cost_per_hour_now: Balance,
     #[serde(skip)]
     workloads: Vec<Workload>,
+    /// Workloads whose secrets changed since the last apply, though nothing else did.
+    #[serde(skip)]
+    secrets_changed: Vec<String>,
     #[serde(skip)]
     current: Option<Current>,
     #[serde(skip)]
@@ -341,12 +381,31 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         }
     };
     let old = current.as_ref().map(|c| &c.deployment);
+    let recorded = match &current {
+        Some(c) => state
+            .load()?
+            .filter(|s| s.contract_id == c.contract_id && s.genesis == grid.client.genesis_hash())
+            .map(|s| s.secrets)
+            .unwrap_or_default(),
+        None => BTreeMap::new(),
+    };
+    let secrets_changed: Vec<String> = workloads
+        .iter()
+        .filter(|w| {
+            recorded
+                .get(&w.name)
+                .is_some_and(|d| Some(*d) != secrets_digest(w))
+        })
+        .map(|w| w.name.clone())
+        .collect();
     let mut changes: Vec<Change> = workloads
         .iter()
         .map(|w| {
             let action = match old.and_then(|d| d.workload(&w.name)) {
                 None => Action::Create,
-                Some(prev) if same_workload(prev, w) => Action::Keep,
+                Some(prev) if same_workload(prev, w) && !secrets_changed.contains(&w.name) => {
+                    Action::Keep
+                }
                 Some(_) if w.data.updatable() => Action::Update,
                 Some(_) => Action::Replace,
             };
@@ -378,6 +437,7 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         cost_per_hour: cost_per_hour(grid, &workloads).await?,
         cost_per_hour_now: cost_per_hour(grid, old.map_or(&[][..], |d| &d.workloads)).await?,
         workloads,
+        secrets_changed,
         current,
         state: state.clone(),
     })
@@ -548,6 +608,7 @@ pub async fn apply(
             genesis: grid.client.genesis_hash(),
             node_id: plan.node_id,
             contract_id: contract.contract_id,
+            secrets: digests(&plan.workloads),
         };
         plan.state.save(&state)?;
         let waited = wait(
@@ -616,6 +677,7 @@ pub async fn apply(
             .update_deployment(
                 current.contract_id,
                 workloads.clone(),
+                &plan.secrets_changed,
                 meta.clone(),
                 plan.description.clone(),
                 None,
@@ -653,6 +715,7 @@ pub async fn apply(
         genesis: grid.client.genesis_hash(),
         node_id: current.node_id,
         contract_id: current.contract_id,
+        secrets: digests(&plan.workloads),
     })?;
     Ok(applied.expect("at least one step"))
 }

@@ -215,11 +215,13 @@ impl Grid {
     }
 
     /// Replaces a node contract's deployment with `workloads` as its next version: workloads that
-    /// did not change keep their version (and sealed secrets), the others take the new one.
+    /// did not change keep their version (and sealed secrets), the others — and those named in
+    /// `secrets_changed` — take the new one.
     pub async fn update_deployment(
         &self,
         contract_id: ContractId,
         workloads: Vec<Workload>,
+        secrets_changed: &[String],
         metadata: String,
         description: String,
         signature_requirement: Option<SignatureRequirement>,
@@ -234,7 +236,13 @@ impl Grid {
                 "contract {contract_id} is not a node contract"
             )));
         };
-        let mut d = next_version(&old.deployment, workloads, metadata, description);
+        let mut d = next_version(
+            &old.deployment,
+            workloads,
+            secrets_changed,
+            metadata,
+            description,
+        );
         if let Some(requirement) = signature_requirement {
             d.signature_requirement = requirement;
         }
@@ -259,11 +267,13 @@ impl Grid {
     }
 }
 
-/// The next version of `old` holding `workloads`: unchanged ones (secrets aside) are kept as they
-/// are, the others take the new version. The owner's signature requirement carries over, unsigned.
+/// The next version of `old` holding `workloads`: unchanged ones (secrets aside, unless named in
+/// `secrets_changed`) are kept as they are, the others take the new version. The owner's signature
+/// requirement carries over, unsigned.
 pub fn next_version(
     old: &Deployment,
     workloads: Vec<Workload>,
+    secrets_changed: &[String],
     metadata: String,
     description: String,
 ) -> Deployment {
@@ -280,7 +290,11 @@ pub fn next_version(
         workloads: workloads
             .into_iter()
             .map(|w| match old.workload(&w.name) {
-                Some(prev) if deployer::same_workload(prev, &w) => prev.clone(),
+                Some(prev)
+                    if deployer::same_workload(prev, &w) && !secrets_changed.contains(&w.name) =>
+                {
+                    prev.clone()
+                }
                 _ => Workload { version, ..w },
             })
             .collect(),

@@ -77,9 +77,11 @@ pub async fn create(ctx: &Ctx, node_id: u32, path: &str) -> Result<()> {
 pub async fn update(ctx: &Ctx, contract_id: u64, path: &str) -> Result<()> {
     let file = read_file(path)?;
     let grid = ctx.grid().await?;
+    // Secrets are sealed on the chain: a workload whose only change is a secret keeps its old one.
     grid.update_deployment(
         contract_id,
         file.workloads,
+        &[],
         file.metadata,
         file.description,
         file.signature_requirement,

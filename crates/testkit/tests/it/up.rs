@@ -265,9 +265,22 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     let id: Vec<u8> = redis::cmd("SET").arg("").arg("x").query(&mut db2).unwrap();
     let stored: String = redis::cmd("GET").arg(&id).query(&mut db2).unwrap();
     assert_eq!(stored, "x");
-    // Applying again changes nothing.
+    // Applying again changes nothing; a changed secret alone (sealed on the chain) is seen too.
     let again = ok(env.cli(&["plan", &changed]));
     assert!(again.contains("nothing to change"), "{again}");
+    let text = std::fs::read_to_string(&changed).unwrap();
+    let regreeted = env.file(
+        "regreet.toml",
+        &text.replace("served by app", "served anew"),
+    );
+    let plan = ok(env.cli(&["plan", &regreeted]));
+    let row = |name: &str| {
+        let line = plan.lines().find(|l| l.contains(&format!("│ {name} ")));
+        line.unwrap_or_else(|| panic!("no row for {name} in:\n{plan}"))
+            .to_owned()
+    };
+    assert!(row("web").contains("replace"), "{plan}");
+    assert!(row("db").contains("unchanged"), "{plan}");
 
     // A malformed file: the line and column of the mistake, nothing created.
     let bad = env.file(
