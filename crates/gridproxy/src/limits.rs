@@ -22,3 +22,5 @@ pub const RECONNECT_DELAY_MAX_MS: u64 = 2000;
 pub const BLOCKS_FETCHED_AHEAD: usize = 16;
 /// Prepared statements kept per PostgreSQL connection (the cache is emptied when full).
 pub const STATEMENTS_CACHED_MAX: usize = 256;
+/// `/stats` answers kept for the current indexed height and second (one per distinct query).
+pub const STATS_CACHED_MAX: usize = 8;

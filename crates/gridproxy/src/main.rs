@@ -50,7 +50,7 @@ async fn main() -> Result<()> {
         progress.clone(),
         stop_rx.clone(),
     ));
-    let state = AppState { store, progress };
+    let state = AppState::new(store, progress);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

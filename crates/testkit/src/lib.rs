@@ -1,7 +1,7 @@
 //! Helpers for end-to-end tests: find the workspace's built binaries, start a dev chain as a real
 //! process on a free loopback port, kill it hard, restart it on the same data, and run the CLI; a
-//! LAN of network namespaces (`lan`); a whole `tfgrid up` grid (`local`). Waits are on conditions
-//! with deadlines, never fixed sleeps.
+//! LAN of network namespaces (`lan`); a whole `tfgrid up` grid (`local`); a PostgreSQL server
+//! (`postgres`). Waits are on conditions with deadlines, never fixed sleeps.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use tfchain_client::Client;
 
 pub mod local;
+pub mod postgres;
 pub use hostnet::{Host, Lan};
 pub use local::LocalGrid;
+pub use postgres::PgServer;
 
 /// A binary of the workspace, built next to the test executable (`cargo nextest run --workspace`
 /// and `cargo xtask test` build every binary first).

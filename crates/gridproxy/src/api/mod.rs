@@ -34,6 +34,17 @@ pub struct AppState {
     /// The indexer's progress, and the chain's uptime report interval, which says when a node is
     /// up.
     pub progress: Arc<Progress>,
+    pub stats_cache: Arc<stats::StatsCache>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, progress: Arc<Progress>) -> AppState {
+        AppState {
+            store,
+            progress,
+            stats_cache: Arc::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+pub use testkit::PgServer;
 use testkit::{ChainProcess, bin, free_port, tfgrid, wait_for};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
@@ -280,107 +281,4 @@ pub fn zdb_file(dir: &Path, name: &str, size_gib: u64, with_ip: bool) -> String 
 /// Runs the CLI against `chain` with the keystore in `home`.
 pub fn cli(home: &Path, chain: &ChainProcess, args: &[&str]) -> String {
     ok(tfgrid(home, &chain.rpc_url(), args))
-}
-
-/// A PostgreSQL server (Debian's `postgresql` package) run as the `postgres` user on a loopback
-/// port, with its cluster in a temporary directory; killed when dropped.
-#[derive(Debug)]
-pub struct PgServer {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl PgServer {
-    pub async fn start() -> PgServer {
-        let bin_dir = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is not installed (Debian package `postgresql`)")
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().join("bin"))
-            .find(|p| p.join("postgres").exists())
-            .expect("no PostgreSQL server binary under /usr/lib/postgresql");
-        let (uid, gid) = postgres_user();
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        let data = dir.path().join("data");
-        let as_postgres = |program: &Path| {
-            let mut c = Command::new(program);
-            std::os::unix::process::CommandExt::uid(&mut c, uid);
-            std::os::unix::process::CommandExt::gid(&mut c, gid);
-            c.current_dir(dir.path());
-            c
-        };
-        let out = as_postgres(&bin_dir.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "-D"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
-        let child = as_postgres(&bin_dir.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-k",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = PgServer {
-            child,
-            port,
-            _dir: dir,
-        };
-        let url = server.url();
-        wait_for(
-            "PostgreSQL to accept connections",
-            Duration::from_secs(30),
-            || {
-                let url = url.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        postgres::Client::connect(&url, postgres::NoTls)
-                            .ok()
-                            .map(drop)
-                    })
-                    .await
-                    .unwrap()
-                }
-            },
-        )
-        .await;
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PgServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn postgres_user() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-    let line = passwd
-        .lines()
-        .find(|l| l.starts_with("postgres:"))
-        .expect("no postgres user (Debian package `postgresql`)");
-    let fields: Vec<&str> = line.split(':').collect();
-    (fields[2].parse().unwrap(), fields[3].parse().unwrap())
 }
