@@ -10,8 +10,10 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("runc", "runc"),
     ("busybox-static", "busybox"),
     ("e2fsprogs", "mkfs.ext4"),
-    // Fetching from inside test network namespaces.
+    // Fetching from inside test network namespaces, and through the gateway (curl); checking the
+    // gateway's certificates (openssl).
     ("curl", "curl"),
+    ("openssl", "openssl"),
     // The explorer's tests: its dashboard in a headless browser, and its PostgreSQL store.
     ("chromium", "chromium"),
     ("postgresql", "pg_ctlcluster"),

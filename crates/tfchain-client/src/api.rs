@@ -222,6 +222,10 @@ pub trait TfchainApi {
     #[method(name = "contract_get")]
     async fn contract(&self, id: ContractId) -> RpcResult<Option<ContractView>>;
 
+    /// The name contract holding a gateway name, if one does.
+    #[method(name = "contract_getByName")]
+    async fn contract_by_name(&self, name: String) -> RpcResult<Option<Contract>>;
+
     /// Active contracts of a twin.
     #[method(name = "contract_listByTwin")]
     async fn contracts_by_twin(&self, twin_id: TwinId) -> RpcResult<Vec<Contract>>;

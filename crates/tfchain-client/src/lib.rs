@@ -5,6 +5,6 @@ pub mod api;
 mod client;
 
 pub use api::*;
-pub use client::{Client, ClientError, Included};
+pub use client::{Client, ClientError, INCLUSION_TIMEOUT, Included};
 /// The error of a raw API call: `Call` carries the node's error code and message.
 pub use jsonrpsee::core::client::Error as RpcClientError;

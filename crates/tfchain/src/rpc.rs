@@ -331,6 +331,13 @@ impl TfchainApiServer for RpcServer {
         }))
     }
 
+    async fn contract_by_name(&self, name: String) -> Result<Option<Contract>> {
+        match self.get::<_, ContractId>("contract_id_by_name", &name)? {
+            Some(id) => self.get("contracts", &id),
+            None => Ok(None),
+        }
+    }
+
     async fn contracts_by_twin(&self, twin_id: TwinId) -> Result<Vec<Contract>> {
         let ids: Vec<ContractId> = self
             .get("contract_ids_by_twin", &twin_id)?

@@ -9,6 +9,10 @@
 //! fails or the node never answers, the contract this apply created is canceled again (unless
 //! kept on purpose), so nothing is left half-made. An account that cannot pay an hour of what it
 //! asks for is refused before anything is created.
+//!
+//! Gateway names are held by name contracts of the twin: apply creates those the project's
+//! gateways need (submitted just before the node contract, so both land in one block) and cancels
+//! those its gateways no longer use; destroy cancels them with the project.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,6 +194,15 @@ pub fn same_workload(a: &Workload, b: &Workload) -> bool {
     blank(a) == blank(b)
 }
 
+/// What an apply does with a gateway name's name contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameChange {
+    pub name: String,
+    pub action: Action,
+    /// The name contract, when the twin holds it already.
+    pub contract_id: Option<ContractId>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
@@ -222,6 +235,8 @@ pub struct Plan {
     pub node_reason: String,
     pub contract_id: Option<ContractId>,
     pub changes: Vec<Change>,
+    /// The name contracts of the gateway names.
+    pub names: Vec<NameChange>,
     /// Units of TFT an hour once applied, and now, before discounts.
     #[serde(with = "tfgrid_types::amount::json_units")]
     pub cost_per_hour: Balance,
@@ -240,7 +255,13 @@ pub struct Plan {
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        self.current.is_none() || self.changes.iter().any(|c| c.action != Action::Keep)
+        self.current.is_none()
+            || self.changes.iter().any(|c| c.action != Action::Keep)
+            || self.names.iter().any(|n| n.action != Action::Keep)
+    }
+
+    fn names_to(&self, action: Action) -> impl Iterator<Item = &NameChange> {
+        self.names.iter().filter(move |n| n.action == action)
     }
 }
 
@@ -274,13 +295,70 @@ fn needs(workloads: &[Workload]) -> Needs {
             sru: n.sru + c.sru,
             hru: n.hru + c.hru,
             ipv4: n.ipv4 + c.ipv4u,
+            domain: n.domain || matches!(w.data, WorkloadData::GatewayNameProxy(_)),
+            public_config: n.public_config || matches!(w.data, WorkloadData::GatewayFqdnProxy(_)),
         }
     })
 }
 
-/// What a set of workloads costs an hour on the chain's current prices, before discounts.
-async fn cost_per_hour(grid: &Grid, workloads: &[Workload]) -> Result<Balance, Error> {
-    if workloads.is_empty() {
+/// The gateway names a deployment's workloads serve.
+fn gateway_names(d: &Deployment) -> impl Iterator<Item = &str> {
+    d.workloads.iter().filter_map(|w| match &w.data {
+        WorkloadData::GatewayNameProxy(g) => Some(g.name.as_str()),
+        _ => None,
+    })
+}
+
+/// Which name contracts to create for the project's gateway names, which the twin holds already,
+/// and which the running deployment's gateways hold that the project no longer uses.
+async fn name_changes(
+    grid: &Grid,
+    wanted: &[String],
+    old: Option<&Deployment>,
+) -> Result<Vec<NameChange>, Error> {
+    let mut out = Vec::new();
+    for name in wanted {
+        let (action, contract_id) = match grid.name_contract(name).await? {
+            None => (Action::Create, None),
+            Some(c) if c.twin_id == grid.twin_id => (Action::Keep, Some(c.contract_id)),
+            Some(c) => {
+                return Err(Error::NameTaken {
+                    name: name.clone(),
+                    twin: c.twin_id,
+                });
+            }
+        };
+        out.push(NameChange {
+            name: name.clone(),
+            action,
+            contract_id,
+        });
+    }
+    for name in old.into_iter().flat_map(gateway_names) {
+        if wanted.iter().any(|w| w == name) {
+            continue;
+        }
+        if let Some(c) = grid.name_contract(name).await?
+            && c.twin_id == grid.twin_id
+        {
+            out.push(NameChange {
+                name: name.to_owned(),
+                action: Action::Remove,
+                contract_id: Some(c.contract_id),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What a set of workloads and `names` name contracts cost an hour on the chain's current prices,
+/// before discounts.
+async fn cost_per_hour(
+    grid: &Grid,
+    workloads: &[Workload],
+    names: usize,
+) -> Result<Balance, Error> {
+    if workloads.is_empty() && names == 0 {
         return Ok(0);
     }
     let rpc = grid.client.rpc();
@@ -299,7 +377,11 @@ async fn cost_per_hour(grid: &Grid, workloads: &[Workload]) -> Result<Balance, E
         sru: c.sru,
         hru: c.hru,
     };
-    let usd = billing::node_contract_per_hour_usd(Some(&resources), c.ipv4u as u32, &policy);
+    let mut usd = 0;
+    if !workloads.is_empty() {
+        usd = billing::node_contract_per_hour_usd(Some(&resources), c.ipv4u as u32, &policy);
+    }
+    usd += names as u128 * policy.terms.unique_name.value as u128;
     Ok(billing::usd_to_tft_at(&price, usd))
 }
 
@@ -313,6 +395,11 @@ fn describe_needs(n: &Needs) -> String {
     }
     if n.ipv4 > 0 {
         parts.push(format!("{} free public ipv4", n.ipv4));
+    }
+    if n.domain {
+        parts.push("a gateway domain".into());
+    } else if n.public_config {
+        parts.push("a public config (to serve a gateway)".into());
     }
     parts.join(", ")
 }
@@ -381,6 +468,13 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         }
     };
     let old = current.as_ref().map(|c| &c.deployment);
+    let names = name_changes(grid, &project.gateway_names(), old).await?;
+    let held = |keep_with: Action| {
+        names
+            .iter()
+            .filter(|n| n.action == Action::Keep || n.action == keep_with)
+            .count()
+    };
     let recorded = match &current {
         Some(c) => state
             .load()?
@@ -434,8 +528,14 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         node_reason,
         contract_id: current.as_ref().map(|c| c.contract_id),
         changes,
-        cost_per_hour: cost_per_hour(grid, &workloads).await?,
-        cost_per_hour_now: cost_per_hour(grid, old.map_or(&[][..], |d| &d.workloads)).await?,
+        cost_per_hour: cost_per_hour(grid, &workloads, held(Action::Create)).await?,
+        cost_per_hour_now: cost_per_hour(
+            grid,
+            old.map_or(&[][..], |d| &d.workloads),
+            held(Action::Remove),
+        )
+        .await?,
+        names,
         workloads,
         secrets_changed,
         current,
@@ -587,9 +687,10 @@ pub async fn apply(
         }
     }
     let Some(current) = &plan.current else {
+        let names = submit_names(grid, plan, progress).await?;
         let what = format!("creating the contract on node {}", plan.node_id);
         progress(Progress::Submitting(&what));
-        let (contract, included) = grid
+        let created = grid
             .create_deployment(
                 plan.node_id,
                 plan.workloads.clone(),
@@ -597,7 +698,23 @@ pub async fn apply(
                 plan.description.clone(),
                 None,
             )
-            .await?;
+            .await;
+        let names = wait_names(grid, names).await;
+        let (contract, included) = match (created, names) {
+            (Ok(created), Ok(_)) => created,
+            (Ok((contract, _)), Err(e)) => {
+                grid.cancel(contract.contract_id).await?;
+                return Err(e);
+            }
+            (Err(e), names) => {
+                cancel_names(grid, names.unwrap_or_default()).await?;
+                return Err(e);
+            }
+        };
+        let names = plan
+            .names_to(Action::Create)
+            .map(|n| n.name.clone())
+            .collect::<Vec<_>>();
         progress(Progress::Included {
             what: &format!("contract {}", contract.contract_id),
             height: included.height,
@@ -629,6 +746,11 @@ pub async fn apply(
             Err(Error::Failed(mut failure)) => {
                 if !options.keep_on_error {
                     grid.cancel(contract.contract_id).await?;
+                    let mut created = Vec::new();
+                    for name in &names {
+                        created.extend(grid.name_contract(name).await?.map(|c| c.contract_id));
+                    }
+                    cancel_names(grid, created).await?;
                     plan.state.remove()?;
                     failure.canceled = true;
                 }
@@ -669,6 +791,7 @@ pub async fn apply(
         );
     }
     steps.push(plan.workloads.clone());
+    let names = submit_names(grid, plan, progress).await?;
     let mut applied = None;
     for workloads in steps {
         let what = format!("updating contract {}", current.contract_id);
@@ -710,6 +833,14 @@ pub async fn apply(
         })?;
         applied = Some(done);
     }
+    wait_names(grid, names).await?;
+    cancel_names(
+        grid,
+        plan.names_to(Action::Remove)
+            .filter_map(|n| n.contract_id)
+            .collect(),
+    )
+    .await?;
     plan.state.save(&State {
         project: plan.project.clone(),
         genesis: grid.client.genesis_hash(),
@@ -718,6 +849,43 @@ pub async fn apply(
         secrets: digests(&plan.workloads),
     })?;
     Ok(applied.expect("at least one step"))
+}
+
+/// Submits the creation of the name contracts the plan needs; returns their transactions.
+async fn submit_names(
+    grid: &Grid,
+    plan: &Plan,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Vec<(String, Hash32)>, Error> {
+    let mut out = Vec::new();
+    for n in plan.names_to(Action::Create) {
+        progress(Progress::Submitting(&format!(
+            "creating the name contract of {:?}",
+            n.name
+        )));
+        out.push((n.name.clone(), grid.submit_name_contract(&n.name).await?));
+    }
+    Ok(out)
+}
+
+/// Waits for the name contracts submitted; returns their ids.
+async fn wait_names(grid: &Grid, txs: Vec<(String, Hash32)>) -> Result<Vec<ContractId>, Error> {
+    let mut ids = Vec::new();
+    for (name, hash) in txs {
+        let step = format!("creating the name contract of {name:?}");
+        let included = grid.wait(hash, &step).await?;
+        let contract = crate::created_contract(&included)
+            .ok_or_else(|| Error::NotFound(format!("{step}: the chain reported no contract")))?;
+        ids.push(contract.contract_id);
+    }
+    Ok(ids)
+}
+
+async fn cancel_names(grid: &Grid, ids: Vec<ContractId>) -> Result<(), Error> {
+    for id in ids {
+        grid.cancel(id).await?;
+    }
+    Ok(())
 }
 
 fn now_s() -> u64 {
@@ -849,8 +1017,8 @@ async fn wait(
     }
 }
 
-/// Cancels the project's contract (the node then removes its workloads) and forgets it; returns
-/// the contract canceled, if there was one.
+/// Cancels the project's contract (the node then removes its workloads) and the name contracts of
+/// its gateways, and forgets it; returns the node contract canceled, if there was one.
 pub async fn destroy(
     grid: &Grid,
     name: &str,
@@ -859,6 +1027,13 @@ pub async fn destroy(
     let current = current(grid, name, state).await?;
     if let Some(c) = &current {
         grid.cancel(c.contract_id).await?;
+        for name in gateway_names(&c.deployment) {
+            if let Some(n) = grid.name_contract(name).await?
+                && n.twin_id == grid.twin_id
+            {
+                grid.cancel(n.contract_id).await?;
+            }
+        }
     }
     state.remove()?;
     Ok(current.map(|c| c.contract_id))

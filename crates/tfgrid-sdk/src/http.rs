@@ -16,6 +16,9 @@ pub struct Needs {
     pub sru: u64,
     pub hru: u64,
     pub ipv4: u64,
+    /// A gateway domain (for gateway names), or at least a public config (for FQDNs).
+    pub domain: bool,
+    pub public_config: bool,
 }
 
 /// A node as the explorer shows it (the fields the client uses).
@@ -129,6 +132,11 @@ impl Explorer {
         ];
         if needs.ipv4 > 0 {
             q.push(("free_ips".into(), needs.ipv4.to_string()));
+        }
+        if needs.domain {
+            q.push(("domain".into(), "true".into()));
+        } else if needs.public_config {
+            q.push(("ipv4".into(), "true".into()));
         }
         let optional = [
             ("farm_name", choice.farm.clone()),

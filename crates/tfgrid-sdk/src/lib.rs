@@ -25,7 +25,7 @@ use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::types::Contract;
 use tfchain_runtime::{Call, Event};
 use tfgrid_types::deployment::{Deployment, SignatureRequirement, Workload};
-use tfgrid_types::{AccountId, ContractId, Keypair, NodeId, TwinId};
+use tfgrid_types::{AccountId, ContractId, Hash32, Keypair, NodeId, TwinId};
 
 /// What went wrong, named by the step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,8 @@ pub enum Error {
     },
     #[error("the state file {path}: {message}")]
     State { path: String, message: String },
+    #[error("the gateway name {name:?} is held by twin {twin}: choose another name")]
+    NameTaken { name: String, twin: TwinId },
 }
 
 impl Error {
@@ -258,6 +260,40 @@ impl Grid {
         Ok(d)
     }
 
+    /// Submits the creation of a name contract for a gateway name, refused before it costs if it
+    /// would fail, without waiting for its block: a node contract submitted next lands in the same
+    /// block or a later one, after the name (the chain keeps one account's nonce order).
+    pub async fn submit_name_contract(&self, name: &str) -> Result<Hash32, Error> {
+        let step = format!("creating the name contract of {name:?}");
+        let call = Call::SmartContract(ScCall::CreateNameContract { name: name.into() });
+        let tx = self
+            .client
+            .sign(&self.key, call)
+            .await
+            .map_err(Error::chain(&step))?;
+        let dry = self.client.rpc().dry_run(tx.clone()).await?;
+        if let Some(error) = dry.error {
+            return Err(Error::Chain {
+                step,
+                source: ClientError::CallFailed(error),
+            });
+        }
+        Ok(self.client.rpc().submit(tx).await?)
+    }
+
+    /// Waits for a submitted transaction's block; `step` names it in errors.
+    pub async fn wait(&self, hash: Hash32, step: &str) -> Result<Included, Error> {
+        self.client
+            .wait(hash, tfchain_client::INCLUSION_TIMEOUT)
+            .await
+            .map_err(Error::chain(step))
+    }
+
+    /// The name contract holding a gateway name, if any.
+    pub async fn name_contract(&self, name: &str) -> Result<Option<Contract>, Error> {
+        Ok(self.client.rpc().contract_by_name(name.to_owned()).await?)
+    }
+
     pub async fn cancel(&self, contract_id: ContractId) -> Result<Included, Error> {
         self.execute(
             Call::SmartContract(ScCall::CancelContract { contract_id }),
@@ -301,7 +337,8 @@ pub fn next_version(
     }
 }
 
-fn created_contract(included: &Included) -> Option<Contract> {
+/// The contract a call created, from its block's events.
+pub(crate) fn created_contract(included: &Included) -> Option<Contract> {
     included.events.iter().find_map(|e| match &e.event {
         Event::ContractCreated(c) => Some(c.clone()),
         _ => None,

@@ -1,5 +1,5 @@
-//! Deployment files: a project in TOML — containers, 0-db namespaces, volumes, public IPs — and the
-//! node it runs on, by id or by constraints the explorer resolves. [`Project::parse`] reports the
+//! Deployment files: a project in TOML — containers, 0-db namespaces, volumes, public IPs, gateways
+//! — and the node it runs on, by id or by constraints the explorer resolves. [`Project::parse`] reports the
 //! line and column of every mistake; [`Project::workloads`] turns the file into Zero-OS workloads.
 //! The format, with examples, is in the repository's `examples/` folder.
 
@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::ops::Range;
 
 use serde::{Deserialize, Deserializer};
+use tfchain_runtime::limits::NAME_CONTRACT_LEN_MIN;
 use tfgrid_types::deployment::{
     self as zos, ComputeCapacity, Deployment, GIB, MIB, Mount, NetworkInterface, Secret, Workload,
     WorkloadData, ZdbMode, ZmachineNetwork,
@@ -18,6 +19,8 @@ use crate::Error;
 
 /// The longest project name: the private network's workload is `<name>_net`, within Zero-OS's 36.
 const PROJECT_NAME_MAX: usize = 32;
+/// The longest gateway name: its workload is `<name>_gw`, within Zero-OS's 36.
+const GATEWAY_NAME_MAX: usize = 32;
 
 /// A deployment file.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +42,8 @@ pub struct Project {
     pub zdbs: Vec<Zdb>,
     #[serde(default, rename = "volume")]
     pub volumes: Vec<Volume>,
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<Gateway>,
 }
 
 /// The node: by id, or constraints (all must hold) the explorer resolves to a node with room.
@@ -131,6 +136,37 @@ fn user_mode() -> ZdbMode {
 pub struct Volume {
     pub name: Spanned<String>,
     pub size: Size,
+}
+
+/// A gateway: a host name the node serves over HTTP and HTTPS, proxied to a container of the
+/// project (or to addresses given in full). Without `fqdn`, `name` is a gateway name served as
+/// `<name>.<the node's gateway domain>`, held by a name contract the apply creates; with `fqdn`,
+/// the user's own domain is served (its DNS must point at the node) and `name` only names it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    pub name: Spanned<String>,
+    pub fqdn: Option<Spanned<String>>,
+    /// `<container>:<port>`: a container of the project, reached in its private network.
+    pub backend: Option<Spanned<String>>,
+    /// Backends in full instead: `http://ip[:port]`, or `ip:port` with `tls_passthrough`.
+    #[serde(default)]
+    pub backends: Vec<String>,
+    /// Hand TLS connections to the backend as they are (it holds the certificate), chosen by SNI.
+    #[serde(default)]
+    pub tls_passthrough: bool,
+}
+
+impl Gateway {
+    /// The workload that serves it: `<name>_gw`, with '-' written '_'.
+    pub fn workload_name(&self) -> String {
+        format!("{}_gw", self.name.get_ref().replace('-', "_"))
+    }
+
+    /// The gateway name it holds a name contract for (none with its own `fqdn`).
+    pub fn gateway_name(&self) -> Option<&str> {
+        self.fqdn.is_none().then(|| self.name.get_ref().as_str())
+    }
 }
 
 /// A size in bytes, written as a number of bytes or as text: "256 MiB", "2GiB", "1 GB".
@@ -283,6 +319,7 @@ impl Project {
                 "the project deploys nothing: add a [[container]], [[zdb]] or [[volume]]".into(),
             ));
         }
+        self.check_gateways()?;
         if let Some(id) = self.node.id {
             let n = &self.node;
             let constrained = n.farm.is_some()
@@ -317,14 +354,15 @@ impl Project {
             .collect();
         // In file order, so a name given twice is reported where it is given again.
         names.sort_by_key(|n| n.span().start);
+        let reserved = |n: &str| n.ends_with("_ip") || n.ends_with("_gw");
         for n in names {
             zos::check_name(n.get_ref()).map_err(|e| (n.span(), e.to_string()))?;
-            if n.get_ref().ends_with("_ip") || !seen.insert(n.get_ref().clone()) {
+            if reserved(n.get_ref()) || !seen.insert(n.get_ref().clone()) {
                 return Err((
                     n.span(),
                     format!(
                         "the name {:?} is taken (names are unique in a project; \
-                         <name>_ip and <project>_net are reserved)",
+                         <name>_ip, <name>_gw and <project>_net are reserved)",
                         n.get_ref()
                     ),
                 ));
@@ -386,6 +424,107 @@ impl Project {
         Ok(())
     }
 
+    /// The gateways' own rules: names, backends, a domain of their own.
+    fn check_gateways(&self) -> Result<(), (Range<usize>, String)> {
+        let mut seen = BTreeSet::new();
+        for g in &self.gateways {
+            let at = g.name.span();
+            let name = g.name.get_ref();
+            let label_ok = name.len() >= NAME_CONTRACT_LEN_MIN
+                && name.len() <= GATEWAY_NAME_MAX
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !label_ok {
+                return Err((
+                    at,
+                    format!(
+                        "the gateway name {name:?} must be {NAME_CONTRACT_LEN_MIN} to \
+                         {GATEWAY_NAME_MAX} lowercase letters, digits and '-'"
+                    ),
+                ));
+            }
+            if !seen.insert(g.workload_name()) {
+                return Err((at, format!("a gateway named {name:?} is given twice")));
+            }
+            if let Some(fqdn) = &g.fqdn {
+                let labels: Vec<&str> = fqdn.get_ref().split('.').collect();
+                let ok = labels.len() >= 2
+                    && labels.iter().all(|l| {
+                        !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    });
+                if !ok {
+                    return Err((
+                        fqdn.span(),
+                        format!("{:?} is not a domain name", fqdn.get_ref()),
+                    ));
+                }
+            }
+            match (&g.backend, g.backends.is_empty()) {
+                (Some(_), false) | (None, true) => {
+                    return Err((
+                        at,
+                        "a gateway needs either backend = \"<container>:<port>\" or backends = [...]"
+                            .into(),
+                    ));
+                }
+                (Some(b), true) => {
+                    let target = b.get_ref().rsplit_once(':').and_then(|(c, port)| {
+                        let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+                        self.containers
+                            .iter()
+                            .any(|k| k.name.get_ref() == c)
+                            .then_some(port)
+                    });
+                    if target.is_none() {
+                        return Err((
+                            b.span(),
+                            format!(
+                                "backend {:?} must be <container>:<port>, a container of the project",
+                                b.get_ref()
+                            ),
+                        ));
+                    }
+                }
+                (None, false) => {}
+            }
+            let probe = zos::Workload {
+                version: 0,
+                name: g.workload_name(),
+                metadata: String::new(),
+                description: String::new(),
+                data: WorkloadData::GatewayFqdnProxy(zos::GatewayFqdnProxy {
+                    fqdn: "probe.example.com".into(),
+                    tls_passthrough: g.tls_passthrough,
+                    backends: self.backends(g, &BTreeMap::new()),
+                    network: None,
+                }),
+            };
+            probe.check().map_err(|e| (at.clone(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// A gateway's backends: its own, or its container's address and port.
+    fn backends(&self, g: &Gateway, addresses: &BTreeMap<&str, Ipv4Addr>) -> Vec<String> {
+        let Some(backend) = &g.backend else {
+            return g.backends.clone();
+        };
+        let (container, port) = backend
+            .get_ref()
+            .rsplit_once(':')
+            .expect("checked at parse");
+        // Before addresses are assigned (at parse), any host address stands for the container's.
+        let ip = addresses
+            .get(container)
+            .copied()
+            .unwrap_or(Ipv4Addr::new(10, 0, 0, 2));
+        match g.tls_passthrough {
+            true => vec![format!("{ip}:{port}")],
+            false => vec![format!("http://{ip}:{port}")],
+        }
+    }
+
     /// The Zero-OS workloads of the project, all at version 0. `images` maps each container's
     /// `image` to where the node fetches it; `old` is the deployment running now, whose address
     /// assignments are kept.
@@ -421,6 +560,7 @@ impl Project {
             ));
         }
         if self.containers.is_empty() {
+            out.extend(self.gateway_workloads(&BTreeMap::new()));
             return out;
         }
         let network = self.network_name();
@@ -489,7 +629,48 @@ impl Project {
                 }),
             ));
         }
+        out.extend(self.gateway_workloads(&addresses));
         out
+    }
+
+    /// The gateways' workloads, their backends at the containers' addresses.
+    fn gateway_workloads(&self, addresses: &BTreeMap<&str, Ipv4Addr>) -> Vec<Workload> {
+        self.gateways
+            .iter()
+            .map(|g| {
+                let backends = self.backends(g, addresses);
+                let network = g.backend.as_ref().map(|_| self.network_name());
+                let data = match &g.fqdn {
+                    None => WorkloadData::GatewayNameProxy(zos::GatewayNameProxy {
+                        name: g.name.get_ref().clone(),
+                        tls_passthrough: g.tls_passthrough,
+                        backends,
+                        network,
+                    }),
+                    Some(fqdn) => WorkloadData::GatewayFqdnProxy(zos::GatewayFqdnProxy {
+                        fqdn: fqdn.get_ref().to_ascii_lowercase(),
+                        tls_passthrough: g.tls_passthrough,
+                        backends,
+                        network,
+                    }),
+                };
+                Workload {
+                    version: 0,
+                    name: g.workload_name(),
+                    metadata: String::new(),
+                    description: String::new(),
+                    data,
+                }
+            })
+            .collect()
+    }
+
+    /// The gateway names the project holds name contracts for.
+    pub fn gateway_names(&self) -> Vec<String> {
+        self.gateways
+            .iter()
+            .filter_map(|g| g.gateway_name().map(str::to_owned))
+            .collect()
     }
 
     /// Each container's private address: the file's, else the one it has now, else the lowest free.
@@ -650,6 +831,84 @@ ip = "10.20.1.2"
         };
         let again = p.workloads(&images(&p), Some(&old), &mut rand::thread_rng());
         assert_eq!(ip_of(&again, "a"), "10.20.1.3");
+    }
+
+    #[test]
+    fn gateways_proxy_to_their_container_in_the_private_network() {
+        let p = Project::parse(
+            r#"
+name = "site"
+[[container]]
+name = "web"
+image = "demo"
+memory = "256 MiB"
+[[gateway]]
+name = "my-site"
+backend = "web:8080"
+[[gateway]]
+name = "own"
+fqdn = "Shop.Example.com"
+backends = ["185.206.122.33:443"]
+tls_passthrough = true
+"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(p.gateway_names(), ["my-site"]);
+        let ws = p.workloads(&images(&p), None, &mut rand::thread_rng());
+        let find = |n: &str| &ws.iter().find(|w| w.name == n).unwrap().data;
+        assert_eq!(
+            find("my_site_gw"),
+            &WorkloadData::GatewayNameProxy(zos::GatewayNameProxy {
+                name: "my-site".into(),
+                tls_passthrough: false,
+                backends: vec!["http://10.20.1.2:8080".into()],
+                network: Some("site_net".into()),
+            })
+        );
+        assert_eq!(
+            find("own_gw"),
+            &WorkloadData::GatewayFqdnProxy(zos::GatewayFqdnProxy {
+                fqdn: "shop.example.com".into(),
+                tls_passthrough: true,
+                backends: vec!["185.206.122.33:443".into()],
+                network: None,
+            })
+        );
+        let base =
+            "name = \"x\"\n[[container]]\nname = \"web\"\nimage = \"demo\"\nmemory = \"256 MiB\"\n";
+        let cases = [
+            (
+                "[[gateway]]\nname = \"ab\"\nbackend = \"web:80\"\n",
+                "line 7",
+                "lowercase letters",
+            ),
+            (
+                "[[gateway]]\nname = \"abc\"\nbackend = \"db:80\"\n",
+                "line 8",
+                "a container of the project",
+            ),
+            (
+                "[[gateway]]\nname = \"abc\"\nbackend = \"web\"\n",
+                "line 8",
+                "<container>:<port>",
+            ),
+            ("[[gateway]]\nname = \"abc\"\n", "line 7", "either backend"),
+            (
+                "[[gateway]]\nname = \"abc\"\nbackends = [\"http://127.0.0.1\"]\n",
+                "line 7",
+                "loopback",
+            ),
+            (
+                "[[gateway]]\nname = \"abc\"\nfqdn = \"nodot\"\nbackend = \"web:80\"\n",
+                "line 8",
+                "not a domain",
+            ),
+        ];
+        for (gateway, at, what) in cases {
+            let e = error(&format!("{base}{gateway}"));
+            assert!(e.contains(at) && e.contains(what), "{gateway}: {e}");
+        }
     }
 
     #[test]

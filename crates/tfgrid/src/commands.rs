@@ -5,7 +5,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use tfchain_client::api::{NodeView, Page, TfchainApiClient};
 use tfchain_client::{Client, Included};
-use tfchain_runtime::types::{Farm, Twin};
+use tfchain_runtime::types::{Farm, Ip4Config, Ip6Config, PublicConfig, Twin};
 use tfchain_runtime::{Call, Event, balances, kvstore, tfgrid};
 use tfgrid_types::{AccountId, Keypair, format_tft, parse_tft};
 
@@ -536,6 +536,19 @@ fn show_node(view: &NodeView) -> String {
                 format!("{} s, reported at {}", u.uptime_s, u.reported_at_s)
             }),
         ),
+        (
+            "public config",
+            n.public_config.as_ref().map_or("-".into(), |p| {
+                let mut text = format!("{} via {}", p.ip4.ip, p.ip4.gw);
+                if let Some(ip6) = &p.ip6 {
+                    text.push_str(&format!(", {} via {}", ip6.ip, ip6.gw));
+                }
+                if let Some(domain) = &p.domain {
+                    text.push_str(&format!(", gateway for *.{domain}"));
+                }
+                text
+            }),
+        ),
     ])
 }
 
@@ -591,6 +604,48 @@ async fn node(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
                 .node(id)
                 .await?
                 .ok_or_else(|| anyhow!("unknown node {id}"))?;
+            ctx.out.show(&view, show_node);
+        }
+        NodeCmd::PublicConfig {
+            node,
+            ip4,
+            gw4,
+            ip6,
+            gw6,
+            domain,
+            clear,
+        } => {
+            let view = client
+                .rpc()
+                .node(node)
+                .await?
+                .ok_or_else(|| anyhow!("unknown node {node}"))?;
+            let public_config = (!clear).then(|| PublicConfig {
+                ip4: Ip4Config {
+                    ip: ip4.unwrap_or_default(),
+                    gw: gw4.unwrap_or_default(),
+                },
+                ip6: ip6.map(|ip| Ip6Config {
+                    ip,
+                    gw: gw6.unwrap_or_default(),
+                }),
+                domain,
+            });
+            ctx.execute(
+                &client,
+                Call::Tfgrid(tfgrid::Call::AddNodePublicConfig {
+                    farm_id: view.node.farm_id,
+                    node_id: node,
+                    public_config,
+                }),
+                "setting the node's public config",
+            )
+            .await?;
+            let view = client
+                .rpc()
+                .node(node)
+                .await?
+                .ok_or_else(|| anyhow!("unknown node {node}"))?;
             ctx.out.show(&view, show_node);
         }
     }

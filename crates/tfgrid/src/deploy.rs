@@ -60,6 +60,14 @@ fn show_plan(p: &Plan) -> String {
             ]
         }),
     ));
+    for n in &p.names {
+        let action = match (n.action, n.contract_id) {
+            (Action::Keep, Some(id)) => format!("held (contract {id})"),
+            (Action::Remove, Some(id)) => format!("cancel contract {id}"),
+            (action, _) => verb(action).into(),
+        };
+        text.push_str(&format!("\ngateway name {:?}: {action}", n.name));
+    }
     text.push_str(&format!(
         "\ncost: {} before discounts",
         cost(p.cost_per_hour)
@@ -73,8 +81,9 @@ fn show_plan(p: &Plan) -> String {
     text
 }
 
-/// A workload's result as a person reads it: where to reach it, or why it failed.
-fn result_text(r: &WorkloadResult) -> String {
+/// A workload's result as a person reads it: where to reach it, or why it failed. `gateway_ip` is
+/// the node's public address, where its gateway names answer.
+fn result_text(r: &WorkloadResult, gateway_ip: Option<&str>) -> String {
     if r.state == ResultState::Error {
         return r.message.clone();
     }
@@ -89,24 +98,36 @@ fn result_text(r: &WorkloadResult) -> String {
             format!("namespace {namespace} at {}", addrs.join(", "))
         }
         ResultData::Ip { ip, gateway, .. } => format!("public {ip} via {gateway}"),
-        ResultData::GatewayNameProxy { fqdn } => format!("https://{fqdn}"),
+        ResultData::GatewayNameProxy { fqdn } => match gateway_ip {
+            Some(ip) => format!("http(s)://{fqdn} at {ip}"),
+            None => format!("http(s)://{fqdn}"),
+        },
         ResultData::Volume { id } => format!("volume {id}"),
         ResultData::Zmount { volume_id } => format!("disk {volume_id}"),
         ResultData::None => r.message.clone(),
     }
 }
 
-fn results_table(results: &[WorkloadResult]) -> String {
+fn results_table(results: &[WorkloadResult], gateway_ip: Option<&str>) -> String {
     table(
         &["workload", "state", "result"],
         results.iter().map(|r| {
             vec![
                 r.name.clone(),
                 format!("{:?}", r.state).to_lowercase(),
-                result_text(r),
+                result_text(r, gateway_ip),
             ]
         }),
     )
+}
+
+/// The node's public IPv4 (where its gateway answers), if it has a public config.
+async fn gateway_ip(grid: &tfgrid_sdk::Grid, node_id: u32) -> Result<Option<String>> {
+    use tfchain_client::api::TfchainApiClient;
+    let node = grid.client.rpc().node(node_id).await?;
+    Ok(node
+        .and_then(|n| n.node.public_config)
+        .map(|p| p.ip4.ip.split('/').next().unwrap_or_default().to_owned()))
 }
 
 async fn load(ctx: &Ctx, args: &ProjectArgs) -> Result<(tfgrid_sdk::Grid, Project, StateFile)> {
@@ -161,6 +182,7 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
         }
     };
     let applied = deployer::apply(&grid, &plan, &options, &mut show).await?;
+    let ip = gateway_ip(&grid, applied.node_id).await?;
     ctx.out.show(&applied, |a| {
         format!(
             "{} applied in {:.1} s: contract {} on node {} (version {})\n{}",
@@ -169,7 +191,7 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
             a.contract_id,
             a.node_id,
             a.version,
-            results_table(&a.workloads)
+            results_table(&a.workloads, ip.as_deref())
         )
     });
     Ok(())
@@ -189,6 +211,7 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
         .ok_or_else(|| anyhow::anyhow!("contract {} vanished", current.contract_id))?;
     let version = current.deployment.version;
     let reported = deployer::reported(&grid, &view, version).await?;
+    let ip = gateway_ip(&grid, current.node_id).await?;
     let json = serde_json::json!({ "contract": view, "reported": reported.as_ref().map(|r| &r.0) });
     ctx.out.show(&json, |_| {
         let v = &view;
@@ -214,7 +237,10 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
             ),
         ]);
         text.push('\n');
-        text.push_str(&results_table(state.map_or(&[][..], |s| &s.workloads)));
+        text.push_str(&results_table(
+            state.map_or(&[][..], |s| &s.workloads),
+            ip.as_deref(),
+        ));
         text
     });
     Ok(())

@@ -273,6 +273,28 @@ pub enum NodeCmd {
     Show {
         id: u32,
     },
+    /// Give a node of your farm a public config, which makes it a gateway: its IPv4 (with prefix)
+    /// and gateway, and the domain gateway names are served under (`--clear` removes it).
+    PublicConfig {
+        node: u32,
+        /// The node's public IPv4 with its prefix: 185.206.122.11/24.
+        #[arg(long, required_unless_present = "clear")]
+        ip4: Option<String>,
+        /// The IPv4 gateway of that network.
+        #[arg(long, required_unless_present = "clear")]
+        gw4: Option<String>,
+        /// The node's public IPv6 with its prefix, and its gateway.
+        #[arg(long, requires = "gw6")]
+        ip6: Option<String>,
+        #[arg(long)]
+        gw6: Option<String>,
+        /// The domain gateway names are served under: `<name>.<domain>`.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Remove the node's public config instead.
+        #[arg(long, conflicts_with_all = ["ip4", "gw4", "ip6", "gw6", "domain"])]
+        clear: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,8 +1,9 @@
 //! `tfgrid up`: a whole grid on this machine with one command — a dev chain, the explorer with its
 //! dashboard, an image hub with a demo image, a farm, and N node agents with virtual capacity, each
-//! with its own data — and with `--demo`, `examples/demo.toml` applied (a 0-db and a container).
-//! As root, each node runs in a network namespace of its own, a host on a LAN (`hostnet`) that
-//! reaches the chain and the hub through forwarders. Ctrl-C (or TERM) stops everything it started
+//! with its own data — and with `--demo`, `examples/demo.toml` applied (a 0-db, a container and a
+//! gateway name for it). As root, each node runs in a network namespace of its own, a host on a LAN
+//! (`hostnet`) that reaches the chain and the hub through forwarders, and is a gateway: its public
+//! config gives it an address on the farm's public network and the domain `node<N>.grid.local`. Ctrl-C (or TERM) stops everything it started
 //! (by the PIDs it started) and tears down what the nodes ran.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use hostnet::{Host, Lan};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
 use tfchain_runtime::tfgrid::{Call as GridCall, IpInput};
+use tfchain_runtime::types::{Ip4Config, PublicConfig};
 use tfchain_runtime::{Call, balances};
 use tfgrid_sdk::deployer::{self, ApplyOptions, Progress, StateFile};
 use tfgrid_sdk::project::Project;
@@ -30,6 +32,19 @@ const FARM_IPS: [&str; 3] = [
     "185.206.122.35/24",
 ];
 const FARM_GATEWAY: &str = "185.206.122.1";
+
+/// Node `n`'s public config, as root: its gateway's address on the farm's public network (the LAN)
+/// and the domain its gateway names are served under.
+fn node_public_config(n: u32) -> PublicConfig {
+    PublicConfig {
+        ip4: Ip4Config {
+            ip: format!("185.206.122.{}/24", 100 + n),
+            gw: FARM_GATEWAY.into(),
+        },
+        ip6: None,
+        domain: Some(format!("node{n}.grid.local")),
+    }
+}
 
 /// The processes `up` started, stopped by PID when it ends, the nodes' data directories and
 /// hosts, and the LAN they are on (deleted last).
@@ -340,6 +355,17 @@ pub async fn up(
             || async { client.rpc().node(n).await.ok()? },
         )
         .await?;
+        if started.lan.is_some() {
+            let config = GridCall::AddNodePublicConfig {
+                farm_id: 1,
+                node_id: n,
+                public_config: Some(node_public_config(n)),
+            };
+            client
+                .execute(&alice, Call::Tfgrid(config))
+                .await
+                .with_context(|| format!("giving node {n} its public config"))?;
+        }
     }
 
     let endpoints = Endpoints {
@@ -375,10 +401,17 @@ pub async fn up(
         FARM_IPS.join(" ")
     );
     match &started.lan {
-        Some(lan) => println!(
-            "  nodes    1 to {nodes}, each {CAPACITY}, each a host of its own (network namespace) on {}/24",
-            lan.here()
-        ),
+        Some(lan) => {
+            println!(
+                "  nodes    1 to {nodes}, each {CAPACITY}, each a host of its own (network namespace) on {}/24",
+                lan.here()
+            );
+            let last = node_public_config(nodes);
+            println!(
+                "  gateways node N serves <name>.nodeN.grid.local at 185.206.122.(100+N) (node {nodes}: {})",
+                last.ip4.ip
+            );
+        }
         None => println!(
             "  nodes    1 to {nodes}, each {CAPACITY} (sharing this host's network: not root)"
         ),
@@ -421,7 +454,7 @@ async fn run_demo(endpoints: Endpoints, state: StateFile) -> Result<()> {
     let applied = deployer::apply(&grid, &plan, &ApplyOptions::default(), &mut |p| {
         if let Progress::Workload { result, elapsed } = p {
             eprintln!(
-                "  {:<4} {:?} after {:.1} s {}",
+                "  {:<7} {:?} after {:.1} s {}",
                 result.name,
                 result.state,
                 elapsed.as_secs_f64(),
@@ -437,7 +470,12 @@ async fn run_demo(endpoints: Endpoints, state: StateFile) -> Result<()> {
         applied.elapsed_ms as f64 / 1000.0
     );
     for r in &applied.workloads {
-        println!("  {:<4} {}", r.name, serde_json::to_string(&r.data)?);
+        println!("  {:<7} {}", r.name, serde_json::to_string(&r.data)?);
+        if let tfgrid_types::deployment::ResultData::GatewayNameProxy { fqdn } = &r.data {
+            let ip = node_public_config(applied.node_id).ip4.ip;
+            let ip = ip.split('/').next().unwrap_or_default();
+            println!("          curl --resolve {fqdn}:80:{ip} http://{fqdn}/");
+        }
     }
     println!("  see it: tfgrid --key //Bob status examples/demo.toml");
     Ok(())

@@ -8,12 +8,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
 use tfchain_runtime::Call;
 use tfchain_runtime::smart_contract::Call as ScCall;
-use tfchain_runtime::types::{ContractData, ContractResources, Resources};
+use tfchain_runtime::types::{
+    ContractData, ContractResources, ContractState, PublicConfig, Resources,
+};
 use tfgrid_types::deployment::{
     Capacity, Deployment, ResultData, ResultState, Secret, Workload, WorkloadData, WorkloadResult,
 };
@@ -21,7 +25,8 @@ use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
 
 use crate::images::Images;
 use crate::primitives::{
-    self, container::Containers, network::Networks, volume::Volumes, zdb::ZdbServer,
+    self, container::Containers, gateway::Gateway, network::Networks, volume::Volumes,
+    zdb::ZdbServer,
 };
 use crate::store::{Job, Local, Store};
 
@@ -43,6 +48,7 @@ pub struct Engine {
     pub images: Images,
     pub volumes: Volumes,
     pub networks: Networks,
+    pub gateway: Gateway,
     /// How many deployments use each network (`<twin>-<name>`), counted at each job.
     pub network_users: BTreeMap<String, usize>,
     /// The other contracts' records, read at the start of each job.
@@ -182,6 +188,9 @@ impl Engine {
                 let volumes = self.volumes.clone();
                 tokio::task::spawn_blocking(move || volumes.remove(&id)).await??;
             }
+            WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
+                self.gateway.remove(&id)?
+            }
             _ => {}
         }
         Ok(())
@@ -199,6 +208,9 @@ impl Engine {
             match w.data {
                 WorkloadData::Zdb(_) => self.zdb.lock(&id, pause).await?,
                 WorkloadData::Zmachine(_) => self.containers.pause(&id, pause)?,
+                WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
+                    self.gateway.set_paused(&id, pause)?
+                }
                 _ => {}
             }
             r.state = if pause {
@@ -344,7 +356,7 @@ impl Engine {
                     used = used + w.data.capacity();
                     unchanged
                 }
-                None => self.install(&local, w, &mut used).await,
+                None => self.install(&client, &local, w, &mut used).await,
             };
             local.results.push(result);
         }
@@ -404,6 +416,7 @@ impl Engine {
     /// Installs one workload (secrets open) and says how it went.
     async fn install(
         &mut self,
+        client: &Client,
         local: &Local,
         w: &Workload,
         used: &mut Capacity,
@@ -522,6 +535,33 @@ impl Engine {
                     }
                 }
             }
+            WorkloadData::GatewayNameProxy(g) => {
+                let fqdn = self.name_fqdn(client, local, &g.name).await;
+                match fqdn {
+                    Ok(fqdn) => self
+                        .serve(client, local, &namespace, &fqdn, g)
+                        .await
+                        .map(|()| ResultData::GatewayNameProxy { fqdn }),
+                    Err(e) => Err(e),
+                }
+            }
+            WorkloadData::GatewayFqdnProxy(g) => {
+                let proxy = tfgrid_types::deployment::GatewayNameProxy {
+                    name: String::new(),
+                    tls_passthrough: g.tls_passthrough,
+                    backends: g.backends.clone(),
+                    network: g.network.clone(),
+                };
+                self.serve(
+                    client,
+                    local,
+                    &namespace,
+                    &g.fqdn.to_ascii_lowercase(),
+                    &proxy,
+                )
+                .await
+                .map(|()| ResultData::None)
+            }
             _ => unreachable!("unsupported types return above"),
         };
         match outcome {
@@ -536,6 +576,95 @@ impl Engine {
                 ResultData::None,
             ),
         }
+    }
+
+    /// This node's public config, as its farmer set it on the chain.
+    async fn public_config(&self, client: &Client) -> Result<PublicConfig> {
+        let node = client
+            .rpc()
+            .node(self.node_id)
+            .await?
+            .context("this node is not on the chain")?;
+        node.node.public_config.context(
+            "this node is not a gateway: it has no public config (its farmer sets one with \
+             `tfgrid node public-config`)",
+        )
+    }
+
+    /// `<name>.<domain>` for a gateway name the deployment's twin holds a name contract for.
+    async fn name_fqdn(&self, client: &Client, local: &Local, name: &str) -> Result<String> {
+        let config = self.public_config(client).await?;
+        let domain = config
+            .domain
+            .context("this node is not a gateway for names: its public config has no domain")?;
+        let contract = client.rpc().contract_by_name(name.to_owned()).await?;
+        match contract {
+            None => bail!(
+                "the name {name:?} has no name contract: create one first (tfgrid contract name {name})"
+            ),
+            Some(c) if c.twin_id != local.twin_id => {
+                bail!("the name {name:?} belongs to twin {}", c.twin_id)
+            }
+            Some(c)
+                if !matches!(
+                    c.state,
+                    ContractState::Created | ContractState::GracePeriod { .. }
+                ) =>
+            {
+                bail!("the name contract of {name:?} has ended")
+            }
+            Some(_) => Ok(format!("{}.{domain}", name.to_ascii_lowercase())),
+        }
+    }
+
+    /// Serves `fqdn` for workload `id` with the gateway's backends, on the node's public address.
+    async fn serve(
+        &mut self,
+        client: &Client,
+        local: &Local,
+        id: &str,
+        fqdn: &str,
+        g: &tfgrid_types::deployment::GatewayNameProxy,
+    ) -> Result<()> {
+        let config = self.public_config(client).await?;
+        if g.name.is_empty()
+            && let Some(domain) = &config.domain
+            && (fqdn == domain || fqdn.ends_with(&format!(".{domain}")))
+        {
+            bail!("{fqdn} is under this gateway's domain {domain}: use a gateway-name-proxy");
+        }
+        let netns = match &g.network {
+            None => None,
+            Some(network) => {
+                let ns = self
+                    .networks
+                    .namespace(&format!("{}-{network}", local.twin_id));
+                let path = PathBuf::from(format!("/var/run/netns/{ns}"));
+                if !path.exists() {
+                    bail!("network {network:?} is not deployed on this node");
+                }
+                Some(path)
+            }
+        };
+        let route = zgw::route::Route::new(fqdn, g.tls_passthrough, g.backends.clone(), netns);
+        route.check().map_err(anyhow::Error::msg)?;
+        let own = config
+            .ip4
+            .ip
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .ok();
+        for b in &g.backends {
+            if Some(route.backend_address(b).map_err(anyhow::Error::msg)?.ip()) == own {
+                bail!("backend {b:?} is this gateway's own public address");
+            }
+        }
+        let iface = self.public_iface.clone().context(
+            "this node has no interface on the farm's public network (zos --public-iface)",
+        )?;
+        self.gateway.apply(id, &route, &config.ip4.ip, &iface).await
     }
 
     /// Joins a machine to its network: the `network` workload of that name in this deployment, or in

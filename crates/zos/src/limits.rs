@@ -12,3 +12,5 @@ pub const ZDB_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The largest image archive a node downloads.
 pub const IMAGE_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+/// How long to wait for the gateway (`zgw`) to start listening.
+pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(10);

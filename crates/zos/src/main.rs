@@ -11,6 +11,7 @@ use zos::agent::{self, Config};
 use zos::engine::Engine;
 use zos::images::Images;
 use zos::primitives::container::Containers;
+use zos::primitives::gateway::Gateway;
 use zos::primitives::network::Networks;
 use zos::primitives::volume::Volumes;
 use zos::primitives::zdb::ZdbServer;
@@ -35,6 +36,9 @@ struct Args {
     /// The 0-db server binary [default: `zdb` next to this binary].
     #[arg(long)]
     zdb_bin: Option<PathBuf>,
+    /// The gateway binary [default: `zgw` next to this binary].
+    #[arg(long)]
+    zgw_bin: Option<PathBuf>,
     /// The OCI runtime that runs containers (`runc`; crun 1.8 refuses hybrid cgroup layouts).
     #[arg(long, default_value = "runc")]
     runtime: String,
@@ -75,6 +79,7 @@ async fn main() -> Result<()> {
             &volumes,
             &Networks::new(&args.data_dir),
             &args.data_dir.join("zdb"),
+            &args.data_dir.join("gateway"),
         );
     }
     let key = identity::load_or_create(&args.data_dir.join("identity/seed"))?;
@@ -83,9 +88,14 @@ async fn main() -> Result<()> {
         Some(text) => capacity::parse(text).context("--capacity")?,
         None => capacity::detect(&args.data_dir)?,
     };
+    let beside = |name: &str| std::env::current_exe().map(|exe| exe.with_file_name(name));
     let zdb_bin = match args.zdb_bin {
         Some(path) => path,
-        None => std::env::current_exe()?.with_file_name("zdb"),
+        None => beside("zdb")?,
+    };
+    let zgw_bin = match args.zgw_bin {
+        Some(path) => path,
+        None => beside("zgw")?,
     };
     let farm_id = args.farm.context("--farm is required")?;
     let networks = Networks::new(&args.data_dir);
@@ -98,7 +108,9 @@ async fn main() -> Result<()> {
     let zdb = ZdbServer::new(zdb_bin, args.data_dir.join("zdb"), args.host);
     let containers_unavailable = containers.available().err().map(|e| format!("{e:#}"));
     match &containers_unavailable {
-        None => tracing::info!("features: zdb, zmachine (containers), volumes, networks"),
+        None => tracing::info!(
+            "features: zdb, zmachine (containers), volumes, networks, public IPs, gateways"
+        ),
         Some(why) => tracing::warn!("features: zdb; no containers: {why}"),
     }
     let images = Images::new(args.data_dir.join("images"));
@@ -115,6 +127,7 @@ async fn main() -> Result<()> {
         images,
         volumes,
         networks,
+        gateway: Gateway::new(zgw_bin, args.data_dir.join("gateway")),
         network_users: Default::default(),
         store_locals: Vec::new(),
     })

@@ -1,5 +1,5 @@
 //! Taking a node out of service: remove every workload it runs (in reverse type order), and stop the
-//! 0-db server it started, without asking the chain. The records stay, so a restarted agent
+//! 0-db server and the gateway it started, without asking the chain. The records stay, so a restarted agent
 //! reconciles with the chain and provisions again what contracts still command.
 
 use std::path::Path;
@@ -9,6 +9,7 @@ use anyhow::Result;
 use tfgrid_types::deployment::WorkloadData;
 
 use crate::primitives::container::Containers;
+use crate::primitives::gateway::Gateway;
 use crate::primitives::network::Networks;
 use crate::primitives::volume::Volumes;
 use crate::primitives::workload_id;
@@ -20,6 +21,7 @@ pub fn run(
     volumes: &Volumes,
     networks: &Networks,
     zdb_dir: &Path,
+    gateway_dir: &Path,
 ) -> Result<()> {
     let mut failures = 0;
     for local in store.locals()? {
@@ -49,6 +51,10 @@ pub fn run(
             .stderr(std::process::Stdio::null())
             .status();
         let _ = std::fs::remove_file(zdb_dir.join("pid"));
+    }
+    if let Err(e) = Gateway::teardown(gateway_dir) {
+        failures += 1;
+        eprintln!("zos: stopping the gateway: {e:#}");
     }
     if failures > 0 {
         anyhow::bail!("{failures} workloads could not be removed");

@@ -1,8 +1,9 @@
 //! The grid as a newcomer and a user meet it, through the real binaries: `tfgrid up --demo` brings
-//! up a whole grid and deploys the demo; then a deployment file is applied, used (the container
-//! serves, the 0-db stores), changed (more memory, a second 0-db), made to fail in every way the
-//! issue names (malformed file, no node with room, insufficient funds, a node that stops answering)
-//! without leaving anything, and destroyed; Ctrl-C then stops and cleans up everything.
+//! up a whole grid and deploys the demo (served under its gateway name); then a deployment file is
+//! applied, used (the container serves, the 0-db stores), changed (more memory, a second 0-db, a
+//! gateway name), made to fail in every way the issue names (malformed file, no node with room,
+//! insufficient funds, a node that stops answering, a gateway name someone else holds) without
+//! leaving anything, and destroyed; Ctrl-C then stops and cleans up everything.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -50,10 +51,14 @@ impl Env<'_> {
     }
 
     /// Bob's active contracts on the chain.
+    /// //Bob's active node contracts.
     fn contracts(&self) -> Vec<u64> {
         let list = self.json(&["contract", "list"]);
-        let ids = list.as_array().unwrap().iter();
-        ids.map(|c| c["contract_id"].as_u64().unwrap()).collect()
+        let nodes = list.as_array().unwrap().iter();
+        nodes
+            .filter(|c| c["contract_type"].get("NodeContract").is_some())
+            .map(|c| c["contract_id"].as_u64().unwrap())
+            .collect()
     }
 }
 
@@ -96,6 +101,21 @@ fn fetch(namespace: &str, ip: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What the gateway at `ip` answers for `fqdn` (status line's code and body), over HTTP or HTTPS
+/// (its certificate is self-signed: not checked).
+fn through_gateway(fqdn: &str, ip: &str, https: bool) -> (String, String) {
+    let (scheme, port) = if https { ("https", 443) } else { ("http", 80) };
+    let out = Command::new("curl")
+        .args(["-s", "-k", "-m", "5", "-w", "\n%{http_code}", "--resolve"])
+        .arg(format!("{fqdn}:{port}:{ip}"))
+        .arg(format!("{scheme}://{fqdn}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_owned(), body.to_owned())
 }
 
 fn zdb(result: &serde_json::Value) -> redis::Connection {
@@ -151,7 +171,8 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     let output = &up.output;
     for expected in [
         "nodes    1 to 2",
-        "demo: contract 1 on node",
+        // The name contract of its gateway name is 1.
+        "demo: contract 2 on node",
         "every workload ok",
         "\"ip\":\"10.20.1.2\"",
     ] {
@@ -168,10 +189,27 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .expect("the nodes' LAN in the output");
     // The node the demo runs on, as `up` printed it.
     let demo_node = output
-        .split_once("demo: contract 1 on node ")
+        .split_once("demo: contract 2 on node ")
         .and_then(|(_, rest)| rest.split(',').next())
         .map(|id| Networks::new(&data.path().join(format!("node{id}"))))
         .expect("the demo's node in the output");
+    // The demo's web server under its gateway name, on the node's public address.
+    let (fqdn, gateway_ip) = output
+        .split_once("curl --resolve ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|spec| {
+            let mut parts = spec.split(':');
+            Some((parts.next()?.to_owned(), parts.nth(1)?.to_owned()))
+        })
+        .expect("the demo's gateway in the output");
+    assert!(fqdn.starts_with("demo.node"), "{fqdn}");
+    for https in [false, true] {
+        assert_eq!(
+            through_gateway(&fqdn, &gateway_ip, https),
+            ("200".into(), "hello from the grid\n".into()),
+            "https: {https}"
+        );
+    }
     let env = Env {
         grid: &up,
         work: work.path().to_owned(),
@@ -179,12 +217,12 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     // The demo was applied from another directory: its contract is found by its tag on the chain.
     let demo_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
     let status = ok(env.cli(&["status", demo_file]));
-    assert!(status.contains("contract  1"), "{status}");
+    assert!(status.contains("contract  2"), "{status}");
     assert!(
         status.contains("hello") || status.contains("10.20.1.2"),
         "{status}"
     );
-    assert_eq!(env.contracts(), [1]);
+    assert_eq!(env.contracts(), [2]);
 
     // Apply a container and a 0-db, and use them.
     let file = env.file("app.toml", &app("256 MiB", ""));
@@ -233,16 +271,24 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .unwrap();
     assert!(work.path().join(".tfgrid/app.json").exists());
 
-    // Change it: more memory (the container is replaced), a second 0-db; the first keeps its data.
+    // Change it: more memory (the container is replaced), a second 0-db (the first keeps its
+    // data), and the web server under a gateway name.
     let changed = env.file(
         "app.toml",
         &app(
             "512 MiB",
-            "\n[[zdb]]\nname = \"db2\"\nsize = \"2 GiB\"\nmode = \"seq\"\npassword = \"app-secret\"\n",
+            "\n[[zdb]]\nname = \"db2\"\nsize = \"2 GiB\"\nmode = \"seq\"\npassword = \"app-secret\"\n\
+             \n[[gateway]]\nname = \"app-web\"\nbackend = \"web:80\"\n",
         ),
     );
     let plan = ok(env.cli(&["plan", &changed]));
-    for expected in ["replace", "unchanged", "create", "(now "] {
+    for expected in [
+        "replace",
+        "unchanged",
+        "create",
+        "(now ",
+        "gateway name \"app-web\": create",
+    ] {
         assert!(plan.contains(expected), "missing {expected:?} in:\n{plan}");
     }
     let applied = env.json(&["apply", &changed]);
@@ -260,6 +306,22 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .query(&mut zdb(result(&applied, "db")))
         .unwrap();
     assert_eq!(value, "kept across updates");
+    let app_fqdn = result(&applied, "app_web_gw")["data"]["gateway-name-proxy"]["fqdn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let app_gateway = format!("185.206.122.{}", 100 + applied["node_id"].as_u64().unwrap());
+    assert_eq!(
+        through_gateway(&app_fqdn, &app_gateway, false),
+        ("200".into(), "served by app\n".into())
+    );
+    let name_contract = |name: &str| {
+        let all = env.json(&["contract", "list"]);
+        all.as_array().unwrap().iter().find_map(|c| {
+            (c["contract_type"]["NameContract"]["name"] == name).then(|| c["contract_id"].clone())
+        })
+    };
+    assert!(name_contract("app-web").is_some(), "no name contract");
     let mut db2 = zdb(result(&applied, "db2"));
     // A sequential namespace names what it stores.
     let id: Vec<u8> = redis::cmd("SET").arg("").arg("x").query(&mut db2).unwrap();
@@ -310,6 +372,19 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     );
     let poor_contracts = env.cli_as("//Poor", &["--json", "contract", "list"]);
     assert_eq!(ok(poor_contracts).trim(), "[]");
+    // A gateway name another twin holds.
+    let taken = env.file(
+        "taken.toml",
+        &app(
+            "256 MiB",
+            "\n[[gateway]]\nname = \"demo\"\nbackend = \"web:80\"\n",
+        )
+        .replace("\"app\"", "\"taken\""),
+    );
+    fails(
+        env.cli_as("//Alice", &["apply", &taken]),
+        "the gateway name \"demo\" is held by twin 2",
+    );
     // A node that stops answering mid-apply: the apply says so and cancels what it created.
     let node1 = node_pid(&data.path().join("node1"));
     signal(node1, "-STOP");
@@ -329,7 +404,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     );
     ok(env.cli(&["destroy", &stuck]));
     let active = env.contracts();
-    assert_eq!(active, [1, contract], "only the demo and the app remain");
+    assert_eq!(active, [2, contract], "only the demo and the app remain");
 
     // Destroy: the chain, the explorer and the node hold nothing of it.
     let out = ok(env.cli(&["destroy", &changed]));
@@ -337,7 +412,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         out.contains(&format!("contract {contract} canceled")),
         "{out}"
     );
-    assert_eq!(env.contracts(), [1]);
+    assert_eq!(env.contracts(), [2]);
     assert!(!work.path().join(".tfgrid/app.json").exists());
     wait(
         "the explorer's view of the deletion",
@@ -348,6 +423,12 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         env.get("/farms")[0]["free_ips"] == 3
     });
     assert_eq!(public_page("185.206.122.33"), "");
+    assert!(
+        name_contract("app-web").is_none(),
+        "the name contract is left"
+    );
+    let (code, body) = through_gateway(&app_fqdn, &app_gateway, false);
+    assert_eq!(code, "404", "{body}");
     wait("the node's cleanup", Duration::from_secs(30), || {
         !Path::new("/var/run/netns").join(&net).exists()
             && !Path::new(&format!("/sys/fs/cgroup/memory/zos/{BOB}-{contract}-web")).exists()
@@ -386,7 +467,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     // The demo's network and its container.
     for ns in [
         demo_node.namespace(&format!("{BOB}-demo_net")),
-        demo_node.container(&format!("{BOB}-1-web")),
+        demo_node.container(&format!("{BOB}-2-web")),
     ] {
         assert!(
             !Path::new("/var/run/netns").join(&ns).exists(),

@@ -10,6 +10,11 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 fn ip(args: &[&str]) -> Result<()> {
+    ip_output(args).map(drop)
+}
+
+/// Runs `ip` with `args`; its output, or an error with what it said.
+pub(crate) fn ip_output(args: &[&str]) -> Result<String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -21,7 +26,7 @@ fn ip(args: &[&str]) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn netns_exists(name: &str) -> bool {

@@ -4,12 +4,10 @@
 //! directory, and a restarted agent adopts it.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 use rand::RngCore;
 use tfgrid_types::deployment::{Zdb, ZdbMode};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::limits::ZDB_START_TIMEOUT;
 
@@ -83,50 +81,33 @@ impl ZdbServer {
         let port = read_trimmed(&self.dir.join("port"))
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or(0);
-        let mut child = tokio::process::Command::new(&self.bin)
-            .args([
-                "--listen",
-                &self.host,
-                "--port",
-                &port.to_string(),
-                "--admin",
-                &admin,
-                "--sync",
-            ])
-            .arg("--data")
-            .arg(self.dir.join("data"))
-            .arg("--index")
-            .arg(self.dir.join("index"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", self.bin.display()))?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let address = tokio::time::timeout(ZDB_START_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(addr) = line.strip_prefix("zdb: listening on tcp ") {
-                    return Ok::<_, std::io::Error>(Some(addr.trim().to_owned()));
-                }
-            }
-            Ok(None)
-        })
-        .await
-        .context("zdb did not start in time")??
-        .context("zdb exited before listening")?;
-        // Keep draining its stdout so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (pid, address) = super::start_service(
+            tokio::process::Command::new(&self.bin)
+                .args([
+                    "--listen",
+                    &self.host,
+                    "--port",
+                    &port.to_string(),
+                    "--admin",
+                    &admin,
+                    "--sync",
+                ])
+                .arg("--data")
+                .arg(self.dir.join("data"))
+                .arg("--index")
+                .arg(self.dir.join("index")),
+            &self.bin.display().to_string(),
+            "zdb: listening on tcp ",
+            ZDB_START_TIMEOUT,
+        )
+        .await?;
         let port: u16 = address
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
             .context("zdb printed no port")?;
-        let pid = child.id().context("zdb has no pid")?;
         std::fs::write(self.dir.join("pid"), pid.to_string())?;
         std::fs::write(self.dir.join("port"), port.to_string())?;
-        // The server outlives this handle: dropping a tokio Child does not kill it.
-        drop(child);
         tracing::info!(pid, port, "started zdb");
         let running = Running { port, admin };
         self.running = Some(running.clone());

@@ -1,0 +1,193 @@
+//! The gateway primitive. A node whose public config (set by its farmer on the chain) names a domain
+//! serves `gateway-name-proxy` workloads as `<name>.<domain>`; any node with a public config serves
+//! `gateway-fqdn-proxy` workloads for a user's own domain. The node runs one `zgw` process listening
+//! on the public config's IPv4 (ports 80 and 443), which the agent puts on the node's public
+//! interface; each workload is one route file (`zgw::route`), and the agent signals `zgw` (SIGHUP)
+//! to reload after every change. The process outlives agent restarts: its PID and address are kept
+//! in the data directory, and a restarted agent adopts it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use zgw::route::Route;
+
+use super::network::ip_output as ip;
+
+use crate::limits::GATEWAY_START_TIMEOUT;
+
+#[derive(Debug)]
+pub struct Gateway {
+    bin: PathBuf,
+    dir: PathBuf,
+    /// The running `zgw`: its PID and the address it listens on.
+    running: Option<(u32, String)>,
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Whether `pid` is a `zgw` serving the routes of `dir`.
+fn ours(pid: u32, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&*dir.to_string_lossy()))
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) -> Result<()> {
+    let pid = rustix::process::Pid::from_raw(pid as i32).context("a zero PID")?;
+    rustix::process::kill_process(pid, signal).context("signalling zgw")
+}
+
+impl Gateway {
+    /// The primitive of a node keeping its gateway's state in `dir`, running the `zgw` at `bin`.
+    pub fn new(bin: PathBuf, dir: PathBuf) -> Gateway {
+        Gateway {
+            bin,
+            dir,
+            running: None,
+        }
+    }
+
+    fn routes(&self) -> PathBuf {
+        self.dir.join("routes")
+    }
+
+    /// Serves `route` as workload `id`, with `zgw` on `cidr`'s address (the node's public IPv4, put
+    /// on `iface` if it is not there yet).
+    pub async fn apply(&mut self, id: &str, route: &Route, cidr: &str, iface: &str) -> Result<()> {
+        if let Some(other) = self.served_by_other(&route.fqdn, id) {
+            bail!(
+                "{} is already served on this node by workload {other}",
+                route.fqdn
+            );
+        }
+        route.write(&self.routes(), id)?;
+        self.ensure(cidr, iface).await?;
+        self.reload()
+    }
+
+    /// Stops serving workload `id`.
+    pub fn remove(&mut self, id: &str) -> Result<()> {
+        Route::remove(&self.routes(), id)?;
+        self.reload()
+    }
+
+    /// Pauses (503 to every request) or resumes workload `id`'s route.
+    pub fn set_paused(&mut self, id: &str, paused: bool) -> Result<()> {
+        let path = Route::path(&self.routes(), id);
+        let mut route = Route::read(&path)?;
+        route.paused = paused;
+        route.write(&self.routes(), id)?;
+        self.reload()
+    }
+
+    /// The workload other than `id` whose route serves `fqdn`, if one does.
+    fn served_by_other(&self, fqdn: &str, id: &str) -> Option<String> {
+        let entries = std::fs::read_dir(self.routes()).ok()?;
+        entries.filter_map(|e| e.ok()).find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let other = name.strip_suffix(".json")?;
+            (other != id && !name.starts_with('.'))
+                .then(|| Route::read(&e.path()).ok())
+                .flatten()
+                .filter(|r| r.fqdn == fqdn)
+                .map(|_| other.to_owned())
+        })
+    }
+
+    /// Makes the running `zgw` (if any) read its routes again.
+    fn reload(&mut self) -> Result<()> {
+        match &self.running {
+            Some((pid, _)) => signal(*pid, rustix::process::Signal::HUP),
+            None => Ok(()),
+        }
+    }
+
+    /// `zgw` listening on `cidr`'s address, started (or adopted from a previous agent) on first use,
+    /// restarted when the address changed.
+    async fn ensure(&mut self, cidr: &str, iface: &str) -> Result<()> {
+        let address = cidr.split('/').next().unwrap_or(cidr).to_owned();
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|(pid, a)| *a == address && ours(*pid, &self.dir))
+        {
+            return Ok(());
+        }
+        self.running = None;
+        std::fs::create_dir_all(&self.dir)?;
+        let pid_path = self.dir.join("pid");
+        let recorded = read_trimmed(&pid_path).and_then(|p| p.parse::<u32>().ok());
+        let recorded_address = read_trimmed(&self.dir.join("address"));
+        if let Some(pid) = recorded.filter(|pid| ours(*pid, &self.dir)) {
+            if recorded_address.as_deref() == Some(&address) {
+                tracing::info!(pid, %address, "adopted the running zgw");
+                self.running = Some((pid, address));
+                return Ok(());
+            }
+            // The public config changed: serve on the new address.
+            let _ = signal(pid, rustix::process::Signal::TERM);
+        }
+        self.put_address(cidr, iface)?;
+        let routes = self.routes();
+        let certs = self.dir.join("certs");
+        std::fs::create_dir_all(&routes)?;
+        let (pid, _) = super::start_service(
+            tokio::process::Command::new(&self.bin)
+                .arg("--routes")
+                .arg(&routes)
+                .arg("--certs")
+                .arg(&certs)
+                .args(["--http", &format!("{address}:80")])
+                .args(["--https", &format!("{address}:443")]),
+            &self.bin.display().to_string(),
+            "zgw: listening on",
+            GATEWAY_START_TIMEOUT,
+        )
+        .await?;
+        std::fs::write(&pid_path, pid.to_string())?;
+        std::fs::write(self.dir.join("address"), &address)?;
+        tracing::info!(pid, %address, "started zgw");
+        self.running = Some((pid, address));
+        Ok(())
+    }
+
+    /// Puts the node's public address on its public interface, once; recorded for the teardown.
+    fn put_address(&self, cidr: &str, iface: &str) -> Result<()> {
+        let address = cidr.split('/').next().unwrap_or(cidr);
+        let present = ip(&["-o", "addr", "show", "dev", iface])?
+            .split_whitespace()
+            .any(|word| word.split('/').next() == Some(address));
+        if !present {
+            ip(&["addr", "add", cidr, "dev", iface])
+                .with_context(|| format!("putting the node's public address {cidr} on {iface}"))?;
+            std::fs::write(self.dir.join("added-address"), format!("{cidr} {iface}"))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the gateway down (for `zos --teardown`): stops `zgw`, removes every route and the
+    /// address the agent added.
+    pub fn teardown(dir: &Path) -> Result<()> {
+        if let Some(pid) = read_trimmed(&dir.join("pid")).and_then(|p| p.parse::<u32>().ok())
+            && ours(pid, dir)
+        {
+            signal(pid, rustix::process::Signal::TERM)?;
+        }
+        if let Some(added) = read_trimmed(&dir.join("added-address"))
+            && let Some((cidr, iface)) = added.split_once(' ')
+        {
+            // The interface may be gone with its namespace already.
+            let _ = ip(&["addr", "del", cidr, "dev", iface]);
+        }
+        for name in ["pid", "address", "added-address"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        match std::fs::remove_dir_all(dir.join("routes")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
