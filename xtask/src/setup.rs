@@ -4,7 +4,8 @@
 use anyhow::{Context, Result, bail};
 use std::process::Command;
 
-/// Debian packages the test suite needs: (package, a command it provides that tells it is installed).
+/// Debian packages the test suite needs: (package, what tells it is installed: a command it
+/// provides, or a path prefix such as `/boot/vmlinuz-` that one of its files starts with).
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // Containers on nodes: the OCI runtime, a static busybox for the test image, mkfs for layers.
     ("runc", "runc"),
@@ -17,6 +18,9 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // The explorer's tests: its dashboard in a headless browser, and its PostgreSQL store.
     ("chromium", "chromium"),
     ("postgresql", "pg_ctlcluster"),
+    // VMs on nodes: the hypervisor, and a kernel (with its modules) for the test's VM image.
+    ("qemu-system-x86", "qemu-system-x86_64"),
+    ("linux-image-amd64", "/boot/vmlinuz-"),
 ];
 
 /// Debian packages `cargo xtask bench zdb` needs: the peer server and its load generator.
@@ -29,7 +33,7 @@ pub const BENCH_ZDB_PACKAGES: &[(&str, &str)] = &[
 pub fn ensure_debian_packages(packages: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
-        .filter(|(_, probe)| !on_path(probe))
+        .filter(|(_, probe)| !installed(probe))
         .map(|(package, _)| *package)
         .collect();
     if missing.is_empty() {
@@ -60,6 +64,22 @@ pub fn ensure_nextest() -> Result<()> {
     }
     eprintln!("installing cargo-nextest");
     run(Command::new("cargo").args(["install", "cargo-nextest", "--locked"]))
+}
+
+/// Whether a package's probe is there: a file starting with it (when it is a path), or a command
+/// on the PATH.
+fn installed(probe: &str) -> bool {
+    let path = std::path::Path::new(probe);
+    match (path.is_absolute(), path.parent(), path.file_name()) {
+        (true, Some(dir), Some(prefix)) => std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&*prefix.to_string_lossy())
+            })
+        }),
+        _ => on_path(probe),
+    }
 }
 
 fn on_path(program: &str) -> bool {

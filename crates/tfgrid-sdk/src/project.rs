@@ -82,6 +82,7 @@ fn default_ip_range() -> Spanned<String> {
     Spanned::new(0..0, "10.20.0.0/16".to_owned())
 }
 
+/// A machine: a container, or a VM when its image holds a kernel (the node decides by the image).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Container {

@@ -155,6 +155,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Kv(cmd) => kv(&ctx, cmd).await,
+        Command::Image(ImageCmd::Vm { out, kernel }) => {
+            let kernel = match kernel {
+                Some(k) => k,
+                None => crate::images::newest_kernel()
+                    .context("no kernel in /boot: install linux-image-amd64, or give --kernel")?,
+            };
+            let work = tempfile::tempdir()?;
+            crate::images::vm_image(&kernel, work.path(), &out)?;
+            let json = serde_json::json!({ "archive": out, "kernel": kernel });
+            ctx.out.show(&json, |_| {
+                format!(
+                    "{}: a VM image booting {}; push it with tfgrid image push",
+                    out.display(),
+                    kernel.display()
+                )
+            });
+            Ok(())
+        }
         Command::Image(ImageCmd::Push {
             archive,
             hub_dir,

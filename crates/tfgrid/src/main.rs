@@ -6,6 +6,7 @@ mod commands;
 mod contracts;
 mod deploy;
 mod hub;
+mod images;
 mod keystore;
 mod output;
 mod up;
@@ -134,6 +135,16 @@ pub enum ImageCmd {
         /// Also name the image, so deployment files can say `image = "NAME"`.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Build a VM image (a busybox root with a kernel and an initrd that follows the node's VM
+    /// contract) from this machine's kernel, to push to a hub.
+    Vm {
+        /// The archive to write.
+        out: std::path::PathBuf,
+        /// The kernel [default: the newest /boot/vmlinuz-*]; its modules come from
+        /// /lib/modules/<version>.
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
     },
 }
 

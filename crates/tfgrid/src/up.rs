@@ -22,6 +22,8 @@ use tfgrid_sdk::project::Project;
 use tfgrid_sdk::{Endpoints, Grid};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 
+use crate::images;
+
 const CAPACITY: &str = "cru=4,mru=8G,sru=100G,hru=100G";
 /// What `--demo` applies.
 const DEMO: &str = include_str!("../../../examples/demo.toml");
@@ -150,37 +152,6 @@ where
     }
 }
 
-/// Builds the demo image from Debian's static busybox, if it is installed.
-fn demo_image(dir: &Path) -> Result<Option<PathBuf>> {
-    let busybox = Path::new("/usr/bin/busybox");
-    if !busybox.exists() {
-        return Ok(None);
-    }
-    let root = dir.join("demo-rootfs");
-    for sub in ["bin", "tmp", "proc", "dev", "sys", "etc"] {
-        std::fs::create_dir_all(root.join(sub))?;
-    }
-    std::fs::copy(busybox, root.join("bin/busybox"))?;
-    for tool in ["sh", "sleep", "cat", "echo", "ls", "httpd", "ping", "wget"] {
-        let link = root.join("bin").join(tool);
-        if !link.exists() {
-            std::os::unix::fs::symlink("busybox", link)?;
-        }
-    }
-    let archive = dir.join("demo.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&archive)
-        .arg(".")
-        .status()?;
-    if !status.success() {
-        bail!("tar failed to pack the demo image");
-    }
-    Ok(Some(archive))
-}
-
 pub async fn up(
     nodes: u32,
     dir: PathBuf,
@@ -250,9 +221,28 @@ pub async fn up(
 
     let hub_dir = dir.join("hub");
     std::fs::create_dir_all(&hub_dir)?;
-    let image = match demo_image(&dir)? {
+    let image = match images::container_image(&dir)? {
         Some(archive) => Some(crate::hub::push(&archive, &hub_dir, Some("demo"))?),
         None => None,
+    };
+    // A VM image too, where the machine has a kernel and QEMU to boot it with.
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let vm_image = match images::newest_kernel() {
+        Some(kernel) if qemu && image.is_some() => {
+            let archive = dir.join("demo-vm.tar");
+            match images::vm_image(&kernel, &dir, &archive) {
+                Ok(()) => Some(crate::hub::push(&archive, &hub_dir, Some("demo-vm"))?),
+                Err(e) => {
+                    eprintln!("no demo VM image: {e:#}");
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     spawn(
         &mut started,
@@ -392,6 +382,14 @@ pub async fn up(
             p.file, p.hash
         ),
         None => println!("  hub      http://{hub}  (no demo image: install busybox-static)"),
+    }
+    match &vm_image {
+        Some(_) => println!(
+            "           \"demo-vm\": the same root booting a kernel, for machines that are VMs"
+        ),
+        None => println!(
+            "           (no VM image: install qemu-system-x86 and linux-image-amd64 for one)"
+        ),
     }
     println!(
         "  explorer http://{explorer}/  (dashboard; REST API: /nodes, /farms, /contracts, ...; /openapi.json)"

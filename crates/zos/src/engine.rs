@@ -25,7 +25,7 @@ use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
 
 use crate::images::Images;
 use crate::primitives::{
-    self, container::Containers, gateway::Gateway, network::Networks, volume::Volumes,
+    self, MachineNet, Machines, gateway::Gateway, network::Networks, volume::Volumes,
     zdb::ZdbServer,
 };
 use crate::store::{Job, Local, Store};
@@ -40,9 +40,11 @@ pub struct Engine {
     pub node_id: NodeId,
     pub total: Resources,
     pub zdb: ZdbServer,
-    pub containers: Containers,
+    pub machines: Machines,
     /// Why containers cannot run on this node, if they cannot (no runtime, not root).
     pub containers_unavailable: Option<String>,
+    /// Why VMs cannot run on this node, if they cannot (no QEMU, not root).
+    pub vms_unavailable: Option<String>,
     /// The node's interface on the farm's public network, for `ip` workloads.
     pub public_iface: Option<String>,
     pub images: Images,
@@ -170,9 +172,9 @@ impl Engine {
         match w.data {
             WorkloadData::Zdb(_) => self.zdb.remove(&id).await?,
             WorkloadData::Zmachine(_) => {
-                let (containers, networks) = (self.containers.clone(), self.networks.clone());
+                let (machines, networks) = (self.machines.clone(), self.networks.clone());
                 tokio::task::spawn_blocking(move || {
-                    containers.remove(&id)?;
+                    machines.of(&id).remove(&id)?;
                     networks.detach(&id)
                 })
                 .await??;
@@ -207,7 +209,7 @@ impl Engine {
             let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
             match w.data {
                 WorkloadData::Zdb(_) => self.zdb.lock(&id, pause).await?,
-                WorkloadData::Zmachine(_) => self.containers.pause(&id, pause)?,
+                WorkloadData::Zmachine(_) => self.machines.of(&id).pause(&id, pause)?,
                 WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
                     self.gateway.set_paused(&id, pause)?
                 }
@@ -494,42 +496,60 @@ impl Engine {
                     .map(|()| ResultData::None)
             }
             WorkloadData::Zmachine(m) => {
-                let netns = self.attach(local, &namespace, m).and_then(|netns| {
-                    if !m.network.public_ip.is_empty() {
-                        let (cidr, gateway) = public_ip(local, &m.network.public_ip)?;
-                        let iface = self
-                            .public_iface
-                            .as_deref()
-                            .context("no public interface")?;
-                        self.networks
-                            .attach_public(&namespace, iface, &cidr, &gateway)?;
-                    }
-                    Ok(netns)
-                });
+                let joined = self.machine_net(local, &namespace, m);
+                let public = match m.network.public_ip.as_str() {
+                    "" => Ok(None),
+                    name => public_ip(local, name).and_then(|(cidr, gateway)| {
+                        let iface = self.public_iface.clone().context("no public interface")?;
+                        Ok(Some((iface, cidr, gateway)))
+                    }),
+                };
                 let mounts = self.mounts(local, m);
-                let (images, containers, machine, id, name) = (
+                let unavailable = (
+                    self.containers_unavailable.clone(),
+                    self.vms_unavailable.clone(),
+                );
+                let (images, machines, networks, machine, id, name) = (
                     self.images.clone(),
-                    self.containers.clone(),
+                    self.machines.clone(),
+                    self.networks.clone(),
                     m.clone(),
                     namespace.clone(),
                     w.name.clone(),
                 );
                 let ip = machine.network.interfaces[0].ip.clone();
                 let started = tokio::task::spawn_blocking(move || {
-                    let mounts = mounts?;
-                    let netns = netns?;
+                    let (mounts, public) = (mounts?, public?);
+                    let (network_id, subnet, net) = joined?;
                     let root = images.root(&machine.flist, &machine.flist_hash)?;
-                    containers.start(&id, &name, &machine, &root, &mounts, &netns)
+                    let runtime = machines.for_image(&root);
+                    let vm = runtime.kind() == "VM";
+                    let why = if vm { unavailable.1 } else { unavailable.0 };
+                    if let Some(why) = why {
+                        bail!("this node cannot run a {}: {why}", runtime.kind());
+                    }
+                    if vm && public.is_some() {
+                        bail!("public IPs on VMs are not supported yet");
+                    }
+                    let ip = net.cidr.split('/').next().unwrap_or_default();
+                    networks.attach(&id, &network_id, &subnet, ip)?;
+                    if vm {
+                        networks.bridge_vm(&id)?;
+                    }
+                    if let Some((iface, cidr, gateway)) = public {
+                        networks.attach_public(&id, &iface, &cidr, &gateway)?;
+                    }
+                    runtime.start(&id, &name, &machine, &root, &mounts, &net)
                 })
                 .await
-                .context("the container task");
+                .context("the machine task");
                 match started {
                     Ok(Ok(())) => Ok(ResultData::Zmachine {
                         id: namespace.clone(),
                         ip,
                     }),
                     Ok(Err(e)) | Err(e) => {
-                        let _ = self.containers.remove(&namespace);
+                        let _ = self.machines.of(&namespace).remove(&namespace);
                         let _ = self.networks.detach(&namespace);
                         Err(e)
                     }
@@ -667,14 +687,15 @@ impl Engine {
         self.gateway.apply(id, &route, &config.ip4.ip, &iface).await
     }
 
-    /// Joins a machine to its network: the `network` workload of that name in this deployment, or in
-    /// another deployment of the same twin on this node. Returns the namespace path.
-    fn attach(
+    /// Where machine `id` joins its network: the `network` workload of that name in this
+    /// deployment, or in another deployment of the same twin on this node. Returns the network's
+    /// id on the node, its subnet, and the machine's place in it.
+    fn machine_net(
         &self,
         local: &Local,
         id: &str,
         machine: &tfgrid_types::deployment::Zmachine,
-    ) -> Result<String> {
+    ) -> Result<(String, String, MachineNet)> {
         let iface = &machine.network.interfaces[0];
         let network = |l: &Local| {
             l.deployment.workloads.iter().find_map(|w| match &w.data {
@@ -690,12 +711,13 @@ impl Engine {
         });
         let subnet = subnet
             .with_context(|| format!("network {:?} is not deployed on this node", iface.network))?;
-        self.networks.attach(
-            id,
-            &format!("{}-{}", local.twin_id, iface.network),
-            &subnet,
-            &iface.ip,
-        )
+        let (gateway, len) = primitives::network::gateway(&subnet)?;
+        let net = MachineNet {
+            netns: self.networks.container_namespace(id),
+            cidr: format!("{}/{len}", iface.ip),
+            gateway: gateway.to_string(),
+        };
+        Ok((format!("{}-{}", local.twin_id, iface.network), subnet, net))
     }
 
     /// The volumes a machine mounts, as (host directory, mountpoint); each must be mounted already
@@ -722,14 +744,15 @@ impl Engine {
             .collect()
     }
 
-    /// Restarts the containers that should run but exited, at most once per back-off delay each
-    /// (doubling from 1 s to 1 min while they keep exiting).
+    /// Restarts the machines (containers and VMs) that should run but exited, at most once per
+    /// back-off delay each (doubling from 1 s to 1 min while they keep exiting).
     pub async fn restart_exited(
         &mut self,
         store: &Store,
         backoff: &mut BTreeMap<String, (u32, std::time::Instant)>,
     ) -> Result<()> {
-        for mut local in store.locals()? {
+        self.store_locals = store.locals()?;
+        for mut local in self.store_locals.clone() {
             if local.paused {
                 continue;
             }
@@ -743,7 +766,8 @@ impl Engine {
                     .iter()
                     .any(|r| r.name == w.name && r.state == ResultState::Ok);
                 let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
-                if !running || self.containers.status(&id).as_deref() == Some("running") {
+                let runtime = self.machines.of(&id);
+                if !running || runtime.status(&id).as_deref() == Some("running") {
                     continue;
                 }
                 let (tries, last) = match backoff.get(&id) {
@@ -762,25 +786,20 @@ impl Engine {
                     continue;
                 };
                 let root = self.images.root(&m.flist, &m.flist_hash)?;
-                tracing::warn!(container = %id, restarts = tries + 1, "the container exited: restarting it");
+                let kind = runtime.kind();
+                tracing::warn!(machine = %id, restarts = tries + 1, "the {kind} exited: restarting it");
                 let started = self.mounts(&local, &m).and_then(|mounts| {
-                    self.containers.start(
-                        &id,
-                        &w.name,
-                        &m,
-                        &root,
-                        &mounts,
-                        &self.networks.container_namespace(&id),
-                    )
+                    let (_, _, net) = self.machine_net(&local, &id, &m)?;
+                    runtime.start(&id, &w.name, &m, &root, &mounts, &net)
                 });
                 let message = match started {
                     Ok(()) => format!(
-                        "the container exited and was restarted ({} restarts)",
+                        "the {kind} exited and was restarted ({} restarts)",
                         tries + 1
                     ),
                     Err(e) => {
-                        tracing::warn!(container = %id, "restart failed: {e:#}");
-                        format!("the container exited; restarting it failed: {e:#}")
+                        tracing::warn!(machine = %id, "restart failed: {e:#}");
+                        format!("the {kind} exited; restarting it failed: {e:#}")
                     }
                 };
                 if let Some(r) = local.results.iter_mut().find(|r| r.name == w.name) {

@@ -14,3 +14,7 @@ pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 pub const IMAGE_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// How long to wait for the gateway (`zgw`) to start listening.
 pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a VM's monitor (QMP) may take to answer.
+pub const VM_QMP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a killed VM may take to be gone.
+pub const VM_STOP_TIMEOUT: Duration = Duration::from_secs(10);

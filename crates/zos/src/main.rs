@@ -13,8 +13,10 @@ use zos::images::Images;
 use zos::primitives::container::Containers;
 use zos::primitives::gateway::Gateway;
 use zos::primitives::network::Networks;
+use zos::primitives::vm::Vms;
 use zos::primitives::volume::Volumes;
 use zos::primitives::zdb::ZdbServer;
+use zos::primitives::{MachineRuntime, Machines};
 use zos::store::Store;
 use zos::{capacity, identity, teardown};
 
@@ -49,7 +51,7 @@ struct Args {
     /// The address this node's services (0-db) listen on and report.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Remove every workload this node runs (containers, volumes, networks, its 0-db server) and
+    /// Remove every workload this node runs (machines, volumes, networks, its 0-db server) and
     /// exit, without asking the chain: for taking a node out of service.
     #[arg(long)]
     teardown: bool,
@@ -70,12 +72,15 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store = Arc::new(Store::open(&args.data_dir.join("zos.redb"))?);
-    let containers = Containers::new(args.data_dir.join("containers"), args.runtime.clone());
+    let machines = Machines {
+        containers: Containers::new(args.data_dir.join("containers"), args.runtime.clone()),
+        vms: Vms::new(args.data_dir.join("vms")),
+    };
     let volumes = Volumes::new(args.data_dir.join("volumes"));
     if args.teardown {
         return teardown::run(
             &store,
-            &containers,
+            &machines,
             &volumes,
             &Networks::new(&args.data_dir),
             &args.data_dir.join("zdb"),
@@ -106,12 +111,18 @@ async fn main() -> Result<()> {
         capacity,
     };
     let zdb = ZdbServer::new(zdb_bin, args.data_dir.join("zdb"), args.host);
-    let containers_unavailable = containers.available().err().map(|e| format!("{e:#}"));
-    match &containers_unavailable {
-        None => tracing::info!(
-            "features: zdb, zmachine (containers), volumes, networks, public IPs, gateways"
+    let unavailable =
+        |runtime: &dyn MachineRuntime| runtime.available().err().map(|e| format!("{e:#}"));
+    let containers_unavailable = unavailable(&machines.containers);
+    let vms_unavailable = unavailable(&machines.vms);
+    match (&containers_unavailable, &vms_unavailable) {
+        (None, None) => tracing::info!(
+            "features: zdb, zmachine (containers and VMs), volumes, networks, public IPs, gateways"
         ),
-        Some(why) => tracing::warn!("features: zdb; no containers: {why}"),
+        (None, Some(why)) => tracing::warn!(
+            "features: zdb, zmachine (containers), volumes, networks, public IPs, gateways; no VMs: {why}"
+        ),
+        (Some(why), _) => tracing::warn!("features: zdb, gateways; no containers: {why}"),
     }
     let images = Images::new(args.data_dir.join("images"));
     let (rpc_url, engine_key) = (args.chain, key.clone());
@@ -121,8 +132,9 @@ async fn main() -> Result<()> {
         node_id,
         total: capacity,
         zdb,
-        containers,
+        machines,
         containers_unavailable,
+        vms_unavailable,
         public_iface: args.public_iface,
         images,
         volumes,

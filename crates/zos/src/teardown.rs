@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::Result;
 use tfgrid_types::deployment::WorkloadData;
 
-use crate::primitives::container::Containers;
+use crate::primitives::Machines;
 use crate::primitives::gateway::Gateway;
 use crate::primitives::network::Networks;
 use crate::primitives::volume::Volumes;
@@ -17,7 +17,7 @@ use crate::store::Store;
 
 pub fn run(
     store: &Store,
-    containers: &Containers,
+    machines: &Machines,
     volumes: &Volumes,
     networks: &Networks,
     zdb_dir: &Path,
@@ -30,9 +30,10 @@ pub fn run(
         for w in &workloads {
             let id = workload_id(local.twin_id, local.contract_id, &w.name);
             let removed = match w.data {
-                WorkloadData::Zmachine(_) => {
-                    containers.remove(&id).and_then(|()| networks.detach(&id))
-                }
+                WorkloadData::Zmachine(_) => machines
+                    .of(&id)
+                    .remove(&id)
+                    .and_then(|()| networks.detach(&id)),
                 WorkloadData::Zmount(_) | WorkloadData::Volume(_) => volumes.remove(&id),
                 WorkloadData::Network(_) => {
                     networks.remove(&format!("{}-{}", local.twin_id, w.name))

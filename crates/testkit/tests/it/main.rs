@@ -6,4 +6,5 @@ mod cli;
 mod contracts;
 mod rpc;
 mod up;
+mod vm;
 mod zos;

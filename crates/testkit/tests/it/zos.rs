@@ -19,7 +19,7 @@ use zos::primitives::network::Networks;
 const GIB: u64 = 1024 * 1024 * 1024;
 
 /// The result the node reported for `workload` of `contract`, once it reported one.
-async fn reported(client: &Client, contract: u64, workload: &str) -> WorkloadResult {
+pub async fn reported(client: &Client, contract: u64, workload: &str) -> WorkloadResult {
     wait_for(
         &format!("the node's report on {workload}"),
         Duration::from_secs(30),
@@ -270,16 +270,7 @@ async fn grace_period_pauses_and_top_up_resumes() {
 
     // A user with 1 TFT deploys a 1 TB 0-db (about 0.5 TFT an hour, billed every second).
     let user = Keypair::from_uri("//GraceUser").unwrap();
-    client
-        .execute(
-            &alice,
-            Call::Balances(balances::Call::Transfer {
-                dest: user.account(),
-                amount: UNITS_PER_TFT,
-            }),
-        )
-        .await
-        .unwrap();
+    fund(client, &user, UNITS_PER_TFT).await;
     ok(cli(&["--key", "//GraceUser", "twin", "create"]));
     let file = zdb_file(home, "db", 1024 * GIB, "pw");
     wait_for("the node", Duration::from_secs(30), || async {
@@ -326,30 +317,7 @@ async fn grace_period_pauses_and_top_up_resumes() {
 
     // The user spends everything: the next bill cannot be paid, the contract enters its grace
     // period, and the node pauses the namespace (read-only).
-    // (A bill may land between reading the balance and spending it: then try again.)
-    let mut attempts = 0;
-    loop {
-        let free = client.rpc().account(user.account()).await.unwrap().free;
-        let probe = Transaction {
-            signer: user.account(),
-            nonce: 0,
-            call: drain_call(&alice, free),
-        }
-        .sign(&user, &client.genesis_hash());
-        let fee = client
-            .rpc()
-            .dry_run(format!("0x{}", hex::encode(probe.encode())))
-            .await
-            .unwrap()
-            .fee;
-        match client.execute(&user, drain_call(&alice, free - fee)).await {
-            Ok(_) => break,
-            Err(e) if attempts < 10 && e.to_string().contains("insufficient funds") => {
-                attempts += 1
-            }
-            Err(e) => panic!("draining the user: {e}"),
-        }
-    }
+    spend_everything(client, &user, &alice).await;
     wait_for("the pause", Duration::from_secs(30), || async {
         write("paused").await.is_err().then_some(())
     })
@@ -360,16 +328,7 @@ async fn grace_period_pauses_and_top_up_resumes() {
     .await;
 
     // A top-up restores the contract at the next bill, and the node resumes the namespace.
-    client
-        .execute(
-            &alice,
-            Call::Balances(balances::Call::Transfer {
-                dest: user.account(),
-                amount: 10 * UNITS_PER_TFT,
-            }),
-        )
-        .await
-        .unwrap();
+    fund(client, &user, 10 * UNITS_PER_TFT).await;
     wait_for("the resume", Duration::from_secs(30), || async {
         write("after").await.ok()
     })
@@ -390,8 +349,50 @@ fn drain_call(to: &Keypair, amount: u128) -> Call {
     })
 }
 
+/// //Alice sends `amount` to `user`.
+pub async fn fund(client: &Client, user: &Keypair, amount: u128) {
+    let alice = Keypair::from_uri("//Alice").unwrap();
+    client
+        .execute(&alice, drain_call(user, amount))
+        .await
+        .unwrap();
+}
+
+/// `user` sends all it has, less the fee and a few seconds of bills, to `to`: its bills soon
+/// cannot be paid. (The margin lets a bill land between reading the balance and spending it; if
+/// more than that lands, it tries again.)
+pub async fn spend_everything(client: &Client, user: &Keypair, to: &Keypair) {
+    const MARGIN: u128 = UNITS_PER_TFT / 5000;
+    let mut attempts = 0;
+    loop {
+        let free = client.rpc().account(user.account()).await.unwrap().free;
+        let probe = Transaction {
+            signer: user.account(),
+            nonce: 0,
+            call: drain_call(to, free),
+        }
+        .sign(user, &client.genesis_hash());
+        let fee = client
+            .rpc()
+            .dry_run(format!("0x{}", hex::encode(probe.encode())))
+            .await
+            .unwrap()
+            .fee;
+        match client
+            .execute(user, drain_call(to, free - fee - MARGIN))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempts < 10 && e.to_string().contains("insufficient funds") => {
+                attempts += 1
+            }
+            Err(e) => panic!("draining the user: {e}"),
+        }
+    }
+}
+
 /// A process killed when the test ends.
-struct Guard(std::process::Child);
+pub struct Guard(pub std::process::Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -401,7 +402,7 @@ impl Drop for Guard {
 }
 
 /// A busybox image (Debian's static busybox), as a tar archive.
-fn busybox_image(dir: &std::path::Path) -> std::path::PathBuf {
+pub fn busybox_image(dir: &std::path::Path) -> std::path::PathBuf {
     let root = dir.join("rootfs");
     for sub in ["bin", "tmp", "proc", "dev", "sys", "etc"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();

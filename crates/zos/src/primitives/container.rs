@@ -1,8 +1,7 @@
-//! The `zmachine` primitive in container mode: the image's root (shared, read-only) under an overlay
-//! whose writable layer is a file system of the requested size (an ext4 image on a loop device), run
-//! by an OCI runtime (`runc`) with the requested CPU and memory as cgroup limits, its environment and
-//! entrypoint, in a network namespace of its own, its output kept in a log. Pausing freezes it;
-//! removing kills it and unmounts and deletes everything it used.
+//! The `zmachine` primitive in container mode: its root file system (`rootfs`: the image under a
+//! sized writable layer) run by an OCI runtime (`runc`) with the requested CPU and memory as cgroup
+//! limits, its environment and entrypoint, in a network namespace of its own, its output kept in a
+//! log. Pausing freezes it; removing kills it and unmounts and deletes everything it used.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::volume::mounted;
+use super::{MachineNet, MachineRuntime, rootfs, run};
 use tfgrid_types::deployment::{Secret, Zmachine};
 
 #[derive(Debug, Clone)]
@@ -20,17 +19,6 @@ pub struct Containers {
     /// runc's state directory.
     state: PathBuf,
     runtime: String,
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Containers {
@@ -43,8 +31,20 @@ impl Containers {
         }
     }
 
+    fn runc(&self) -> Command {
+        let mut cmd = Command::new(&self.runtime);
+        cmd.arg("--root").arg(&self.state);
+        cmd
+    }
+}
+
+impl MachineRuntime for Containers {
+    fn kind(&self) -> &'static str {
+        "container"
+    }
+
     /// Whether the OCI runtime is there and this process may run containers (root).
-    pub fn available(&self) -> Result<()> {
+    fn available(&self) -> Result<()> {
         run(Command::new(&self.runtime).arg("--version"))
             .with_context(|| format!("the OCI runtime {:?} is not installed", self.runtime))?;
         let uid = run(Command::new("id").arg("-u"))?;
@@ -54,14 +54,8 @@ impl Containers {
         Ok(())
     }
 
-    fn runc(&self) -> Command {
-        let mut cmd = Command::new(&self.runtime);
-        cmd.arg("--root").arg(&self.state);
-        cmd
-    }
-
     /// The container's status as the runtime sees it (`running`, `paused`, `stopped`), if it exists.
-    pub fn status(&self, id: &str) -> Option<String> {
+    fn status(&self, id: &str) -> Option<String> {
         let out = self.runc().args(["state", id]).output().ok()?;
         if !out.status.success() {
             return None;
@@ -71,51 +65,24 @@ impl Containers {
     }
 
     /// Starts (or restarts) a container of `machine` (its secrets open) over the image root `image`.
-    /// `mounts` are (host directory, mountpoint) pairs bound into the container.
-    /// `mounts` are (host directory, mountpoint) pairs bound into the container; `netns` is the path
-    /// of the network namespace it joins.
-    pub fn start(
+    /// `mounts` are (host directory, mountpoint) pairs bound into the container; it joins the
+    /// network namespace of `net`, where its address is already.
+    fn start(
         &self,
         id: &str,
         hostname: &str,
         machine: &Zmachine,
         image: &Path,
         mounts: &[(PathBuf, String)],
-        netns: &str,
+        net: &MachineNet,
     ) -> Result<()> {
+        let netns = &net.netns;
         let dir = self.dir.join(id);
-        let (layer_img, layer, rootfs) =
-            (dir.join("layer.img"), dir.join("layer"), dir.join("rootfs"));
-        std::fs::create_dir_all(&layer)?;
-        std::fs::create_dir_all(&rootfs)?;
         std::fs::create_dir_all(&self.state)?;
         if self.status(id).is_some() {
             run(self.runc().args(["delete", "--force", id]))?;
         }
-        if !mounted(&layer) {
-            if !layer_img.exists() {
-                let file = std::fs::File::create(&layer_img)?;
-                file.set_len(machine.root_size())?;
-                run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&layer_img))?;
-            }
-            run(Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&layer_img)
-                .arg(&layer))?;
-        }
-        std::fs::create_dir_all(layer.join("upper"))?;
-        std::fs::create_dir_all(layer.join("work"))?;
-        if !mounted(&rootfs) {
-            let options = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                image.display(),
-                layer.join("upper").display(),
-                layer.join("work").display()
-            );
-            run(Command::new("mount")
-                .args(["-t", "overlay", "overlay", "-o", &options])
-                .arg(&rootfs))?;
-        }
+        let rootfs = rootfs::prepare(&dir, image, machine.root_size())?;
         let mut env =
             vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
         for (key, value) in &machine.env {
@@ -209,7 +176,7 @@ impl Containers {
         Ok(())
     }
 
-    pub fn pause(&self, id: &str, pause: bool) -> Result<()> {
+    fn pause(&self, id: &str, pause: bool) -> Result<()> {
         run(self
             .runc()
             .args([if pause { "pause" } else { "resume" }, id]))?;
@@ -217,24 +184,15 @@ impl Containers {
     }
 
     /// Kills the container and removes everything it used: runtime state, mounts, files.
-    pub fn remove(&self, id: &str) -> Result<()> {
+    fn remove(&self, id: &str) -> Result<()> {
         if self.status(id).is_some() {
             run(self.runc().args(["delete", "--force", id]))?;
         }
-        let dir = self.dir.join(id);
-        for mount in [dir.join("rootfs"), dir.join("layer")] {
-            if mounted(&mount) {
-                run(Command::new("umount").arg(&mount))?;
-            }
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        Ok(())
+        rootfs::remove(&self.dir.join(id))
     }
 
     /// The directory holding a container's files (for its log and tests).
-    pub fn dir(&self, id: &str) -> PathBuf {
+    fn dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
 }

@@ -7,14 +7,93 @@
 pub mod container;
 pub mod gateway;
 pub mod network;
+pub mod rootfs;
+pub mod vm;
 pub mod volume;
 pub mod zdb;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use tfgrid_types::deployment::{Workload, WorkloadData};
+use anyhow::{Context, Result, bail};
+use tfgrid_types::deployment::{Workload, WorkloadData, Zmachine};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Runs a command to its end; its output, or an error with what it said.
+pub(crate) fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The node's two machine runtimes; a machine's image decides which one runs it.
+#[derive(Debug, Clone)]
+pub struct Machines {
+    pub containers: container::Containers,
+    pub vms: vm::Vms,
+}
+
+impl Machines {
+    /// The runtime for the unpacked image `image`: a VM when it holds a kernel.
+    pub fn for_image(&self, image: &Path) -> &dyn MachineRuntime {
+        match vm::is_vm_image(image) {
+            true => &self.vms,
+            false => &self.containers,
+        }
+    }
+
+    /// The runtime machine `id` runs under.
+    pub fn of(&self, id: &str) -> &dyn MachineRuntime {
+        match self.vms.exists(id) {
+            true => &self.vms,
+            false => &self.containers,
+        }
+    }
+}
+
+/// Where a machine joins its private network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineNet {
+    /// The path of the machine's network namespace.
+    pub netns: String,
+    /// Its address with the subnet's prefix (`10.20.1.2/24`), and the subnet's gateway.
+    pub cidr: String,
+    pub gateway: String,
+}
+
+/// What runs a `zmachine`: a container runtime, or a hypervisor for images that hold a kernel.
+/// Both keep one directory per machine with its root file system (`rootfs`), its output
+/// (`output.log`) and their own state, and both are blocking: run them off the async threads.
+pub trait MachineRuntime: std::fmt::Debug + Send + Sync {
+    /// "container" or "VM", for messages.
+    fn kind(&self) -> &'static str;
+    /// Why machines of this kind cannot run on this node, if they cannot.
+    fn available(&self) -> Result<()>;
+    /// Starts (or restarts) machine `id` of `machine` (its secrets open) over the image root
+    /// `image`; `mounts` are (host directory, mountpoint) pairs, `net` where it joins its network.
+    fn start(
+        &self,
+        id: &str,
+        hostname: &str,
+        machine: &Zmachine,
+        image: &Path,
+        mounts: &[(PathBuf, String)],
+        net: &MachineNet,
+    ) -> Result<()>;
+    /// `running`, `paused` or `stopped`, if the machine exists.
+    fn status(&self, id: &str) -> Option<String>;
+    fn pause(&self, id: &str, pause: bool) -> Result<()>;
+    /// Stops the machine and removes everything it used.
+    fn remove(&self, id: &str) -> Result<()>;
+    /// The directory of machine `id` (its log is `output.log` there).
+    fn dir(&self, id: &str) -> PathBuf;
+}
 
 /// Starts a service the node runs beside the agent (its 0-db server, its gateway) and waits until
 /// it prints a line starting with `ready` on its standard output; returns its PID and the rest of
@@ -85,9 +164,8 @@ pub fn unsupported(
         WorkloadData::Zmount(_) | WorkloadData::Volume(_) => {
             containers.map(|why| format!("this node cannot mount volumes: {why}"))
         }
-        WorkloadData::Zmachine(_) => {
-            containers.map(|why| format!("this node cannot run zmachines: {why}"))
-        }
+        // Containers or VMs: which one the image decides, once fetched.
+        WorkloadData::Zmachine(_) => None,
         WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
             public_iface.is_none().then(|| {
                 "this node cannot serve gateways: it has no interface on the farm's public \

@@ -40,7 +40,7 @@ fn short(prefix: &str, id: &str) -> String {
 }
 
 /// The gateway (first host address) and prefix length of a `a.b.c.d/n` subnet.
-fn gateway(subnet: &str) -> Result<(Ipv4Addr, u8)> {
+pub(crate) fn gateway(subnet: &str) -> Result<(Ipv4Addr, u8)> {
     let (addr, len) = subnet
         .split_once('/')
         .context("the subnet has no prefix length")?;
@@ -174,7 +174,6 @@ impl Networks {
         format!("/var/run/netns/{}", self.container(id))
     }
 
-    /// Removes a container's namespace (and so its veth pair).
     /// Gives container `id` (attached to its private network already) the public address `cidr`
     /// on the node's public interface `iface` (a macvlan in bridge mode, so other hosts on that
     /// network reach it), with its default route through the farm's `gateway`. The interface's MAC
@@ -201,6 +200,38 @@ impl Networks {
         ip(&["-n", &ns, "route", "replace", "default", "via", gateway])
     }
 
+    /// Turns machine `id`'s namespace (attached already) into a VM's: its veth and a TAP device
+    /// `tap0` (for the hypervisor) joined by a bridge, the address taken off, since the guest holds
+    /// it. Idempotent, so a restarted VM finds its TAP device again.
+    pub fn bridge_vm(&self, id: &str) -> Result<()> {
+        let ns = self.container(id);
+        let in_ns = |args: &[&str]| {
+            let mut full = vec!["-n", ns.as_str()];
+            full.extend_from_slice(args);
+            ip(&full)
+        };
+        let exists = |link: &str| {
+            Command::new("ip")
+                .args(["-n", &ns, "link", "show", link])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !exists("br0") {
+            in_ns(&["addr", "flush", "dev", "eth0"])?;
+            in_ns(&["link", "add", "br0", "type", "bridge"])?;
+            in_ns(&["link", "set", "eth0", "master", "br0"])?;
+        }
+        if !exists("tap0") {
+            in_ns(&["tuntap", "add", "dev", "tap0", "mode", "tap"])?;
+            in_ns(&["link", "set", "tap0", "master", "br0"])?;
+        }
+        for link in ["eth0", "tap0", "br0"] {
+            in_ns(&["link", "set", link, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Removes a container's namespace (and so its veth pair).
     pub fn detach(&self, id: &str) -> Result<()> {
         let ns = self.container(id);
         if netns_exists(&ns) {

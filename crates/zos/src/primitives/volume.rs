@@ -7,20 +7,11 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use super::run;
+
 #[derive(Debug, Clone)]
 pub struct Volumes {
     dir: PathBuf,
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 pub(crate) fn mounted(path: &Path) -> bool {
