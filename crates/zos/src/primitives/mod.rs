@@ -1,8 +1,9 @@
 //! Primitives: what turns a workload into something running on the node. This node runs `zdb`
-//! workloads, `zmachine`s as containers, the `zmount`s and `volume`s mounted into them, their
-//! private networks, public IPv4s (`ip`, on the node's public interface) and gateways (names and
-//! FQDNs, on its public config's address); the other types are refused with a message saying so,
-//! until their primitive exists.
+//! workloads, `zmachine`s as containers or VMs (behind [`MachineRuntime`], chosen by the image), the
+//! `zmount`s and `volume`s mounted into them, their private networks, public IPv4s (`ip`, on the
+//! node's public interface) and gateways (names and FQDNs, on its public config's address); the
+//! other types are refused with a message saying so, until their primitive exists. Also here: the
+//! helpers they share (running commands, starting the services the node runs beside the agent).
 
 pub mod container;
 pub mod gateway;
