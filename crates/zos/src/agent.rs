@@ -260,6 +260,30 @@ fn jobs_of(events: &[Event], node_id: NodeId) -> Vec<Job> {
         .collect()
 }
 
+/// Name checks for the contracts that serve gateway names, when a name contract ended in `events`
+/// (or always, with `None`: at reconciliation, since names may have ended while the agent was away).
+fn name_checks(store: &Store, events: Option<&[Event]>) -> Result<Vec<Job>> {
+    let ended = events.is_none_or(|events| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::NameContractCanceled { .. }))
+    });
+    if !ended {
+        return Ok(vec![]);
+    }
+    Ok(store
+        .locals()?
+        .into_iter()
+        .filter(|l| {
+            l.deployment
+                .workloads
+                .iter()
+                .any(|w| matches!(w.data, WorkloadData::GatewayNameProxy(_)))
+        })
+        .map(|l| Job::Names(l.contract_id))
+        .collect())
+}
+
 /// Jobs that bring the local state in line with the chain's contracts for this node.
 async fn reconcile(client: &Client, store: &Store, node_id: NodeId) -> Result<Vec<Job>> {
     let on_chain = client.rpc().contracts_by_node(node_id).await?;
@@ -284,6 +308,7 @@ async fn reconcile(client: &Client, store: &Store, node_id: NodeId) -> Result<Ve
             jobs.push(Job::Remove(local.contract_id));
         }
     }
+    jobs.extend(name_checks(store, None)?);
     Ok(jobs)
 }
 
@@ -317,7 +342,8 @@ async fn watch(rpc_url: String, store: Arc<Store>, node_id: NodeId, wake: Arc<No
                         .await?
                         .context("a finalized block is missing")?;
                     let events: Vec<Event> = block.events.into_iter().map(|r| r.event).collect();
-                    let jobs = jobs_of(&events, node_id);
+                    let mut jobs = jobs_of(&events, node_id);
+                    jobs.extend(name_checks(&store, Some(&events))?);
                     store.push(&jobs, Some(height))?;
                     if !jobs.is_empty() {
                         wake.notify_one();

@@ -146,6 +146,17 @@ impl Engine {
                 }
                 Ok(None)
             }
+            Job::Names(_) => {
+                let Some(mut local) = old else {
+                    return Ok(None);
+                };
+                let client = self.client().await?;
+                if self.check_names(&client, &mut local).await? {
+                    store.put_local(&local)?;
+                    self.report(&client, &local).await?;
+                }
+                Ok(Some(local))
+            }
             Job::Pause(_) | Job::Resume(_) => {
                 let Some(mut local) = old else {
                     return Ok(None);
@@ -596,6 +607,43 @@ impl Engine {
                 ResultData::None,
             ),
         }
+    }
+
+    /// Stops serving the gateway names whose name contract the deployment's twin no longer holds,
+    /// putting their workloads in error with the reason; returns whether any was stopped.
+    async fn check_names(&mut self, client: &Client, local: &mut Local) -> Result<bool> {
+        let mut stopped = false;
+        for w in &local.deployment.workloads {
+            let WorkloadData::GatewayNameProxy(g) = &w.data else {
+                continue;
+            };
+            let Some(r) = local.results.iter_mut().find(|r| r.name == w.name) else {
+                continue;
+            };
+            if !matches!(r.state, ResultState::Ok | ResultState::Paused) {
+                continue;
+            }
+            let held = client.rpc().contract_by_name(g.name.clone()).await?;
+            let lost = match held {
+                None => "has ended".to_owned(),
+                Some(c) if c.twin_id != local.twin_id => format!("belongs to twin {}", c.twin_id),
+                Some(_) => continue,
+            };
+            let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
+            self.gateway.remove(&id)?;
+            tracing::warn!(workload = %id, "the name contract of {:?} {lost}: not served", g.name);
+            *r = result(
+                &w.name,
+                ResultState::Error,
+                format!(
+                    "the name contract of {:?} {lost}: the name is no longer served",
+                    g.name
+                ),
+                ResultData::None,
+            );
+            stopped = true;
+        }
+        Ok(stopped)
     }
 
     /// This node's public config, as its farmer set it on the chain.

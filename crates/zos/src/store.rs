@@ -27,12 +27,15 @@ pub enum Job {
     Remove(ContractId),
     Pause(ContractId),
     Resume(ContractId),
+    /// Check that the twin still holds the name contracts of the contract's gateway names (a name
+    /// contract ended somewhere on the chain): a name it lost is no longer served.
+    Names(ContractId),
 }
 
 impl Job {
     pub fn contract(&self) -> ContractId {
         match self {
-            Job::Deploy(c) | Job::Remove(c) | Job::Pause(c) | Job::Resume(c) => *c,
+            Job::Deploy(c) | Job::Remove(c) | Job::Pause(c) | Job::Resume(c) | Job::Names(c) => *c,
         }
     }
 }

@@ -406,6 +406,18 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     let active = env.contracts();
     assert_eq!(active, [2, contract], "only the demo and the app remain");
 
+    // A gateway name whose name contract ends is no longer served, and the node says why.
+    let name_id = name_contract("app-web").expect("the name contract");
+    ok(env.cli(&["contract", "cancel", &name_id.to_string()]));
+    wait(
+        "the gateway to stop serving",
+        Duration::from_secs(30),
+        || through_gateway(&app_fqdn, &app_gateway, false).0 == "404",
+    );
+    wait("the node's word on it", Duration::from_secs(30), || {
+        ok(env.cli(&["status", &changed])).contains("the name contract of \"app-web\" has ended")
+    });
+
     // Destroy: the chain, the explorer and the node hold nothing of it.
     let out = ok(env.cli(&["destroy", &changed]));
     assert!(
