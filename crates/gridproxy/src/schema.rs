@@ -88,6 +88,9 @@ CREATE INDEX IF NOT EXISTS nodes_free_mru ON nodes (free_mru, node_id);
 CREATE INDEX IF NOT EXISTS nodes_free_sru ON nodes (free_sru, node_id);
 CREATE INDEX IF NOT EXISTS nodes_free_hru ON nodes (free_hru, node_id);
 CREATE INDEX IF NOT EXISTS nodes_last_report ON nodes (last_report_s);
+-- The country and city filters compare case-insensitively.
+CREATE INDEX IF NOT EXISTS nodes_country ON nodes (LOWER(country));
+CREATE INDEX IF NOT EXISTS nodes_city ON nodes (LOWER(city));
 -- Covers /stats: one ordered pass over a narrow index instead of the wide rows.
 CREATE INDEX IF NOT EXISTS nodes_stats ON nodes (country, farm_id, total_cru, total_sru,
     total_mru, total_hru, ipv4, domain, power_state, power_target, last_report_s);
