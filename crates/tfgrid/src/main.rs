@@ -90,7 +90,8 @@ pub enum Command {
     /// Contracts: deployments on nodes, names, rented nodes.
     #[command(subcommand)]
     Contract(ContractCmd),
-    /// Store an image archive (tar) in a hub directory, named by its blake3 hash.
+    /// Images for machines: store an archive (tar) in a hub directory, named by its blake3 hash, or
+    /// build a VM image.
     #[command(subcommand)]
     Image(ImageCmd),
     /// Serve a hub directory over HTTP.
@@ -294,9 +295,10 @@ pub enum NodeCmd {
         /// The IPv4 gateway of that network.
         #[arg(long, required_unless_present = "clear")]
         gw4: Option<String>,
-        /// The node's public IPv6 with its prefix, and its gateway.
+        /// The node's public IPv6 with its prefix.
         #[arg(long, requires = "gw6")]
         ip6: Option<String>,
+        /// The IPv6 gateway of that network.
         #[arg(long)]
         gw6: Option<String>,
         /// The domain gateway names are served under: `<name>.<domain>`.

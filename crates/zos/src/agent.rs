@@ -360,7 +360,7 @@ async fn watch(rpc_url: String, store: Arc<Store>, node_id: NodeId, wake: Arc<No
 }
 
 /// Runs queued jobs in order; a job whose run fails (the chain unreachable, say) is retried. When
-/// idle, restarts containers that exited.
+/// idle, starts again the services and machines that should run and are gone.
 async fn work(mut engine: Engine, store: Arc<Store>, wake: Arc<Notify>) {
     let mut backoff = std::collections::BTreeMap::new();
     loop {
@@ -385,8 +385,11 @@ async fn work(mut engine: Engine, store: Arc<Store>, wake: Arc<Notify>) {
                 }
             }
             Ok(None) => {
+                if let Err(e) = engine.revive_services().await {
+                    tracing::warn!("checking the node's services: {e:#}");
+                }
                 if let Err(e) = engine.restart_exited(&store, &mut backoff).await {
-                    tracing::warn!("checking containers: {e:#}");
+                    tracing::warn!("checking machines: {e:#}");
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
             }

@@ -792,6 +792,13 @@ impl Engine {
             .collect()
     }
 
+    /// Starts the node's services again (its 0-db server, its gateway) if they serve workloads and
+    /// are gone.
+    pub async fn revive_services(&mut self) -> Result<()> {
+        self.zdb.revive().await?;
+        self.gateway.revive().await
+    }
+
     /// Restarts the machines (containers and VMs) that should run but exited, at most once per
     /// back-off delay each (doubling from 1 s to 1 min while they keep exiting).
     pub async fn restart_exited(

@@ -315,6 +315,13 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         through_gateway(&app_fqdn, &app_gateway, false),
         ("200".into(), "served by app\n".into())
     );
+    // The gateway dies (SIGKILL): the node starts it again and the name answers again.
+    let gateway_pid =
+        std::fs::read_to_string(node_dir(&applied["node_id"]).join("gateway/pid")).unwrap();
+    signal(gateway_pid.trim().parse().unwrap(), "-KILL");
+    wait("the gateway's return", Duration::from_secs(30), || {
+        through_gateway(&app_fqdn, &app_gateway, false).1 == "served by app\n"
+    });
     let name_contract = |name: &str| {
         let all = env.json(&["contract", "list"]);
         all.as_array().unwrap().iter().find_map(|c| {

@@ -1,7 +1,8 @@
 //! The node agent end to end: a chain, a farm, and a real `zos` process with a virtual capacity that
 //! registers itself and runs 0-db namespaces for contracts. A user deploys through the CLI and uses
 //! the namespace with a redis client at the reported endpoint; over-commitment is refused naming the
-//! resource; the agent restarts with its workloads kept; a cancel leaves no namespace behind.
+//! resource; the agent restarts with its workloads kept, and so does the 0-db server; a cancel
+//! leaves no namespace behind.
 
 use std::time::{Duration, Instant};
 
@@ -206,6 +207,27 @@ async fn zos_provisions_zdb_namespaces_from_contracts() {
         .query_async(&mut con)
         .await
         .unwrap();
+    assert_eq!(value, "grid");
+
+    // The 0-db server dies (SIGKILL): the agent starts it again on its port, with its data.
+    let zdb_pid = std::fs::read_to_string(data.path().join("zdb/pid")).unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", zdb_pid.trim()])
+        .status()
+        .unwrap();
+    let value: String = wait_for(
+        "the 0-db server's return",
+        Duration::from_secs(30),
+        || async {
+            let mut con = namespace(port, &ns, "pw-1").await.ok()?;
+            redis::cmd("GET")
+                .arg("hello")
+                .query_async(&mut con)
+                .await
+                .ok()
+        },
+    )
+    .await;
     assert_eq!(value, "grid");
 
     // Cancel: the namespace is gone.

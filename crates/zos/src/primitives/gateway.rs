@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use zgw::route::Route;
 
 use super::network::ip_output as ip;
+use super::{alive as ours, recorded_pid};
 
 use crate::limits::GATEWAY_START_TIMEOUT;
 
@@ -27,12 +28,6 @@ fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_owned())
-}
-
-/// Whether `pid` is a `zgw` serving the routes of `dir`.
-fn ours(pid: u32, dir: &Path) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&*dir.to_string_lossy()))
 }
 
 fn signal(pid: u32, signal: rustix::process::Signal) -> Result<()> {
@@ -118,8 +113,10 @@ impl Gateway {
         }
         self.running = None;
         std::fs::create_dir_all(&self.dir)?;
+        // What `revive` starts it on again.
+        std::fs::write(self.dir.join("listen"), format!("{cidr} {iface}"))?;
         let pid_path = self.dir.join("pid");
-        let recorded = read_trimmed(&pid_path).and_then(|p| p.parse::<u32>().ok());
+        let recorded = recorded_pid(&pid_path);
         let recorded_address = read_trimmed(&self.dir.join("address"));
         if let Some(pid) = recorded.filter(|pid| ours(*pid, &self.dir)) {
             if recorded_address.as_deref() == Some(&address) {
@@ -154,6 +151,20 @@ impl Gateway {
         Ok(())
     }
 
+    /// Starts `zgw` again if it serves routes and is gone (it died, or was killed).
+    pub async fn revive(&mut self) -> Result<()> {
+        let serving = std::fs::read_dir(self.routes()).is_ok_and(|mut entries| {
+            entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json")))
+        });
+        let listen = read_trimmed(&self.dir.join("listen"));
+        if let (true, Some((cidr, iface))) =
+            (serving, listen.as_deref().and_then(|l| l.split_once(' ')))
+        {
+            self.ensure(cidr, iface).await?;
+        }
+        Ok(())
+    }
+
     /// Puts the node's public address on its public interface, once; recorded for the teardown.
     fn put_address(&self, cidr: &str, iface: &str) -> Result<()> {
         let address = cidr.split('/').next().unwrap_or(cidr);
@@ -171,7 +182,7 @@ impl Gateway {
     /// Takes the gateway down (for `zos --teardown`): stops `zgw`, removes every route and the
     /// address the agent added.
     pub fn teardown(dir: &Path) -> Result<()> {
-        if let Some(pid) = read_trimmed(&dir.join("pid")).and_then(|p| p.parse::<u32>().ok())
+        if let Some(pid) = recorded_pid(&dir.join("pid"))
             && ours(pid, dir)
         {
             signal(pid, rustix::process::Signal::TERM)?;
@@ -182,7 +193,7 @@ impl Gateway {
             // The interface may be gone with its namespace already.
             let _ = ip(&["addr", "del", cidr, "dev", iface]);
         }
-        for name in ["pid", "address", "added-address"] {
+        for name in ["pid", "address", "listen", "added-address"] {
             let _ = std::fs::remove_file(dir.join(name));
         }
         match std::fs::remove_dir_all(dir.join("routes")) {

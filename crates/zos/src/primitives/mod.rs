@@ -21,6 +21,18 @@ use anyhow::{Context, Result, bail};
 use tfgrid_types::deployment::{Workload, WorkloadData, Zmachine};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// Whether process `pid` is alive and was started for `dir` (its command line names it): a
+/// recorded PID may have been reused by another process, or be a zombie.
+pub(crate) fn alive(pid: u32, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&*dir.to_string_lossy()))
+}
+
+/// The PID recorded in `file`, if any.
+pub(crate) fn recorded_pid(file: &Path) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
 /// Runs a command to its end; its output, or an error with what it said.
 pub(crate) fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tfgrid_types::deployment::{MIB, Secret, Zmachine};
 
-use super::{MachineNet, MachineRuntime, rootfs, run};
+use super::{MachineNet, MachineRuntime, alive, recorded_pid, rootfs, run};
 use crate::limits::{VM_QMP_TIMEOUT, VM_STOP_TIMEOUT};
 
 /// The QEMU binary.
@@ -116,15 +116,7 @@ impl Vms {
     /// The running QEMU of machine `id`, if it runs.
     fn pid(&self, id: &str) -> Option<u32> {
         let dir = self.dir.join(id);
-        let pid: u32 = std::fs::read_to_string(dir.join("pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        String::from_utf8_lossy(&cmdline)
-            .contains(&*dir.to_string_lossy())
-            .then_some(pid)
+        recorded_pid(&dir.join("pid")).filter(|pid| alive(*pid, &dir))
     }
 
     /// Kills machine `id`'s QEMU, if it runs, and waits until it is gone.

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use rand::RngCore;
 use tfgrid_types::deployment::{Zdb, ZdbMode};
 
+use super::{alive, recorded_pid};
 use crate::limits::ZDB_START_TIMEOUT;
 
 #[derive(Debug)]
@@ -22,6 +23,7 @@ pub struct ZdbServer {
 
 #[derive(Debug, Clone)]
 struct Running {
+    pid: u32,
     port: u16,
     admin: String,
 }
@@ -42,10 +44,24 @@ impl ZdbServer {
         }
     }
 
-    /// The server, started (or adopted from a previous agent) on first use.
+    /// Starts the server again if it was started once and is gone (it died, or was killed): its
+    /// namespaces are in its data, so they serve again.
+    pub async fn revive(&mut self) -> Result<()> {
+        if self.dir.join("pid").exists() {
+            self.ensure().await?;
+        }
+        Ok(())
+    }
+
+    /// The server, started (or adopted from a previous agent) on first use, and started again when
+    /// it is gone.
     async fn ensure(&mut self) -> Result<Running> {
         if let Some(running) = &self.running {
-            return Ok(running.clone());
+            if alive(running.pid, &self.dir) {
+                return Ok(running.clone());
+            }
+            tracing::warn!(pid = running.pid, "zdb is gone: starting it again");
+            self.running = None;
         }
         std::fs::create_dir_all(&self.dir)?;
         let admin_path = self.dir.join("admin");
@@ -61,18 +77,16 @@ impl ZdbServer {
         };
         // Adopt the server a previous agent started, if it still answers.
         if let (Some(pid), Some(port)) = (
-            read_trimmed(&self.dir.join("pid")),
+            recorded_pid(&self.dir.join("pid")),
             read_trimmed(&self.dir.join("port")),
         ) {
             let port: u16 = port.parse().context("damaged zdb port file")?;
-            let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
-                String::from_utf8_lossy(&cmd).contains(&*self.dir.to_string_lossy())
-            });
             let running = Running {
+                pid,
                 port,
                 admin: admin.clone(),
             };
-            if ours && self.admin(&running).await.is_ok() {
+            if alive(pid, &self.dir) && self.admin(&running).await.is_ok() {
                 tracing::info!(pid, port, "adopted the running zdb");
                 self.running = Some(running.clone());
                 return Ok(running);
@@ -109,7 +123,7 @@ impl ZdbServer {
         std::fs::write(self.dir.join("pid"), pid.to_string())?;
         std::fs::write(self.dir.join("port"), port.to_string())?;
         tracing::info!(pid, port, "started zdb");
-        let running = Running { port, admin };
+        let running = Running { pid, port, admin };
         self.running = Some(running.clone());
         Ok(running)
     }
