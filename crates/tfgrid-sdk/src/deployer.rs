@@ -11,8 +11,10 @@
 //! asks for is refused before anything is created.
 //!
 //! Gateway names are held by name contracts of the twin: apply creates those the project's
-//! gateways need (submitted just before the node contract, so both land in one block) and cancels
-//! those its gateways no longer use; destroy cancels them with the project.
+//! gateways need (submitted just before the node contract, so both land in one block; canceled
+//! again when the apply fails) and records them in the state file; it cancels those it created
+//! and its gateways no longer use, and destroy cancels them with the project. A name the twin held
+//! before, or that another of its deployments serves, is left alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +54,10 @@ pub struct State {
     /// is how a plan sees a changed password or environment value.
     #[serde(default)]
     pub secrets: BTreeMap<String, Hash32>,
+    /// The gateway names whose name contracts this project created (and so cancels when it no
+    /// longer uses them); a name the twin held before stays the twin's.
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 /// A digest of a workload's secrets in the clear (none when it has none). A network's WireGuard
@@ -242,6 +248,9 @@ pub struct Plan {
     pub cost_per_hour: Balance,
     #[serde(with = "tfgrid_types::amount::json_units")]
     pub cost_per_hour_now: Balance,
+    /// Gateway names the project created before this plan (its state file's).
+    #[serde(skip)]
+    created_names: Vec<String>,
     #[serde(skip)]
     workloads: Vec<Workload>,
     /// Workloads whose secrets changed since the last apply, though nothing else did.
@@ -309,12 +318,49 @@ fn gateway_names(d: &Deployment) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Whether an active node contract of the twin other than `except` serves gateway name `name`.
+async fn name_used_elsewhere(
+    grid: &Grid,
+    name: &str,
+    except: Option<ContractId>,
+) -> Result<bool, Error> {
+    let contracts = grid.client.rpc().contracts_by_twin(grid.twin_id).await?;
+    Ok(contracts.iter().any(|c| {
+        let ContractData::NodeContract(nc) = &c.contract_type else {
+            return false;
+        };
+        Some(c.contract_id) != except
+            && !matches!(c.state, ContractState::Deleted(_))
+            && gateway_names(&nc.deployment).any(|n| n == name)
+    }))
+}
+
+/// The name contracts among `names` that the twin holds and no other of its deployments uses
+/// (`except` is the project's own contract): those the project may cancel.
+async fn names_to_cancel(
+    grid: &Grid,
+    names: impl IntoIterator<Item = &str>,
+    except: Option<ContractId>,
+) -> Result<Vec<(String, ContractId)>, Error> {
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(c) = grid.name_contract(name).await?
+            && c.twin_id == grid.twin_id
+            && !name_used_elsewhere(grid, name, except).await?
+        {
+            out.push((name.to_owned(), c.contract_id));
+        }
+    }
+    Ok(out)
+}
+
 /// Which name contracts to create for the project's gateway names, which the twin holds already,
-/// and which the running deployment's gateways hold that the project no longer uses.
+/// and which of those the project created (`created`) it no longer uses and cancels.
 async fn name_changes(
     grid: &Grid,
     wanted: &[String],
-    old: Option<&Deployment>,
+    created: &[String],
+    current: Option<ContractId>,
 ) -> Result<Vec<NameChange>, Error> {
     let mut out = Vec::new();
     for name in wanted {
@@ -334,19 +380,16 @@ async fn name_changes(
             contract_id,
         });
     }
-    for name in old.into_iter().flat_map(gateway_names) {
-        if wanted.iter().any(|w| w == name) {
-            continue;
-        }
-        if let Some(c) = grid.name_contract(name).await?
-            && c.twin_id == grid.twin_id
-        {
-            out.push(NameChange {
-                name: name.to_owned(),
-                action: Action::Remove,
-                contract_id: Some(c.contract_id),
-            });
-        }
+    let dropped = created
+        .iter()
+        .filter(|n| !wanted.contains(n))
+        .map(String::as_str);
+    for (name, id) in names_to_cancel(grid, dropped, current).await? {
+        out.push(NameChange {
+            name,
+            action: Action::Remove,
+            contract_id: Some(id),
+        });
     }
     Ok(out)
 }
@@ -468,7 +511,20 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         }
     };
     let old = current.as_ref().map(|c| &c.deployment);
-    let names = name_changes(grid, &project.gateway_names(), old).await?;
+    let recorded_state = state
+        .load()?
+        .filter(|s| s.genesis == grid.client.genesis_hash() && s.project == project.name());
+    let created_names = recorded_state
+        .as_ref()
+        .map(|s| s.names.clone())
+        .unwrap_or_default();
+    let names = name_changes(
+        grid,
+        &project.gateway_names(),
+        &created_names,
+        current.as_ref().map(|c| c.contract_id),
+    )
+    .await?;
     let held = |keep_with: Action| {
         names
             .iter()
@@ -536,6 +592,7 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         )
         .await?,
         names,
+        created_names,
         workloads,
         secrets_changed,
         current,
@@ -687,7 +744,7 @@ pub async fn apply(
         }
     }
     let Some(current) = &plan.current else {
-        let names = submit_names(grid, plan, progress).await?;
+        let pending = submit_names(grid, plan, progress).await?;
         let what = format!("creating the contract on node {}", plan.node_id);
         progress(Progress::Submitting(&what));
         let created = grid
@@ -699,22 +756,19 @@ pub async fn apply(
                 None,
             )
             .await;
-        let names = wait_names(grid, names).await;
-        let (contract, included) = match (created, names) {
-            (Ok(created), Ok(_)) => created,
-            (Ok((contract, _)), Err(e)) => {
+        let (names, names_failed) = wait_names(grid, pending).await;
+        let (contract, included) = match (created, names_failed) {
+            (Ok(created), None) => created,
+            (Ok((contract, _)), Some(e)) => {
                 grid.cancel(contract.contract_id).await?;
+                cancel_names(grid, &names).await?;
                 return Err(e);
             }
-            (Err(e), names) => {
-                cancel_names(grid, names.unwrap_or_default()).await?;
+            (Err(e), _) => {
+                cancel_names(grid, &names).await?;
                 return Err(e);
             }
         };
-        let names = plan
-            .names_to(Action::Create)
-            .map(|n| n.name.clone())
-            .collect::<Vec<_>>();
         progress(Progress::Included {
             what: &format!("contract {}", contract.contract_id),
             height: included.height,
@@ -726,6 +780,7 @@ pub async fn apply(
             node_id: plan.node_id,
             contract_id: contract.contract_id,
             secrets: digests(&plan.workloads),
+            names: names.iter().map(|(n, _)| n.clone()).collect(),
         };
         plan.state.save(&state)?;
         let waited = wait(
@@ -746,11 +801,7 @@ pub async fn apply(
             Err(Error::Failed(mut failure)) => {
                 if !options.keep_on_error {
                     grid.cancel(contract.contract_id).await?;
-                    let mut created = Vec::new();
-                    for name in &names {
-                        created.extend(grid.name_contract(name).await?.map(|c| c.contract_id));
-                    }
-                    cancel_names(grid, created).await?;
+                    cancel_names(grid, &names).await?;
                     plan.state.remove()?;
                     failure.canceled = true;
                 }
@@ -791,12 +842,13 @@ pub async fn apply(
         );
     }
     steps.push(plan.workloads.clone());
-    let names = submit_names(grid, plan, progress).await?;
+    let pending = submit_names(grid, plan, progress).await?;
+    let mut names = Some(pending);
     let mut applied = None;
     for workloads in steps {
         let what = format!("updating contract {}", current.contract_id);
         progress(Progress::Submitting(&what));
-        let d = grid
+        let updated = grid
             .update_deployment(
                 current.contract_id,
                 workloads.clone(),
@@ -805,7 +857,22 @@ pub async fn apply(
                 plan.description.clone(),
                 None,
             )
-            .await?;
+            .await;
+        // The names were submitted with the first version: they are in its block or before.
+        if let Some(pending) = names.take() {
+            let (created, names_failed) = wait_names(grid, pending).await;
+            if names_failed.is_some() || updated.is_err() {
+                cancel_names(grid, &created).await?;
+                return Err(match (updated, names_failed) {
+                    (Err(e), _) | (Ok(_), Some(e)) => e,
+                    (Ok(_), None) => unreachable!("one of them failed"),
+                });
+            }
+            let mut recorded = plan.created_names.clone();
+            recorded.extend(created.into_iter().map(|(n, _)| n));
+            save_state(grid, plan, current, recorded)?;
+        }
+        let d = updated?;
         progress(Progress::Included {
             what: &format!("contract {} version {}", current.contract_id, d.version),
             height: 0,
@@ -833,25 +900,36 @@ pub async fn apply(
         })?;
         applied = Some(done);
     }
-    wait_names(grid, names).await?;
-    cancel_names(
-        grid,
-        plan.names_to(Action::Remove)
-            .filter_map(|n| n.contract_id)
-            .collect(),
-    )
-    .await?;
+    let dropped: Vec<(String, ContractId)> = plan
+        .names_to(Action::Remove)
+        .filter_map(|n| Some((n.name.clone(), n.contract_id?)))
+        .collect();
+    cancel_names(grid, &dropped).await?;
+    let mut recorded = plan.state.load()?.map(|s| s.names).unwrap_or_default();
+    recorded.retain(|n| !dropped.iter().any(|(d, _)| d == n));
+    save_state(grid, plan, current, recorded)?;
+    Ok(applied.expect("at least one step"))
+}
+
+/// Records the project's contract, its secrets' digests and the gateway names it created.
+fn save_state(
+    grid: &Grid,
+    plan: &Plan,
+    current: &Current,
+    names: Vec<String>,
+) -> Result<(), Error> {
     plan.state.save(&State {
         project: plan.project.clone(),
         genesis: grid.client.genesis_hash(),
         node_id: current.node_id,
         contract_id: current.contract_id,
         secrets: digests(&plan.workloads),
-    })?;
-    Ok(applied.expect("at least one step"))
+        names,
+    })
 }
 
-/// Submits the creation of the name contracts the plan needs; returns their transactions.
+/// Submits the creation of the name contracts the plan needs; returns their transactions. When
+/// one is refused, those submitted before it are waited for and canceled again.
 async fn submit_names(
     grid: &Grid,
     plan: &Plan,
@@ -863,27 +941,44 @@ async fn submit_names(
             "creating the name contract of {:?}",
             n.name
         )));
-        out.push((n.name.clone(), grid.submit_name_contract(&n.name).await?));
+        match grid.submit_name_contract(&n.name).await {
+            Ok(hash) => out.push((n.name.clone(), hash)),
+            Err(e) => {
+                let (created, _) = wait_names(grid, out).await;
+                cancel_names(grid, &created).await?;
+                return Err(e);
+            }
+        }
     }
     Ok(out)
 }
 
-/// Waits for the name contracts submitted; returns their ids.
-async fn wait_names(grid: &Grid, txs: Vec<(String, Hash32)>) -> Result<Vec<ContractId>, Error> {
-    let mut ids = Vec::new();
+/// Waits for every name contract submitted: those the chain created, and the first failure.
+async fn wait_names(
+    grid: &Grid,
+    txs: Vec<(String, Hash32)>,
+) -> (Vec<(String, ContractId)>, Option<Error>) {
+    let mut created = Vec::new();
+    let mut failed = None;
     for (name, hash) in txs {
         let step = format!("creating the name contract of {name:?}");
-        let included = grid.wait(hash, &step).await?;
-        let contract = crate::created_contract(&included)
-            .ok_or_else(|| Error::NotFound(format!("{step}: the chain reported no contract")))?;
-        ids.push(contract.contract_id);
+        let outcome = grid.wait(hash, &step).await.and_then(|included| {
+            crate::created_contract(&included)
+                .ok_or_else(|| Error::NotFound(format!("{step}: the chain reported no contract")))
+        });
+        match outcome {
+            Ok(contract) => created.push((name, contract.contract_id)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
     }
-    Ok(ids)
+    (created, failed)
 }
 
-async fn cancel_names(grid: &Grid, ids: Vec<ContractId>) -> Result<(), Error> {
-    for id in ids {
-        grid.cancel(id).await?;
+async fn cancel_names(grid: &Grid, names: &[(String, ContractId)]) -> Result<(), Error> {
+    for (_, id) in names {
+        grid.cancel(*id).await?;
     }
     Ok(())
 }
@@ -1017,8 +1112,10 @@ async fn wait(
     }
 }
 
-/// Cancels the project's contract (the node then removes its workloads) and the name contracts of
-/// its gateways, and forgets it; returns the node contract canceled, if there was one.
+/// Cancels the project's contract (the node then removes its workloads) and the name contracts it
+/// created for its gateways (as its state file records them; without one, those of its gateways),
+/// unless another deployment of the twin serves the name, and forgets it; returns the node
+/// contract canceled, if there was one.
 pub async fn destroy(
     grid: &Grid,
     name: &str,
@@ -1026,14 +1123,17 @@ pub async fn destroy(
 ) -> Result<Option<ContractId>, Error> {
     let current = current(grid, name, state).await?;
     if let Some(c) = &current {
+        let recorded = state
+            .load()?
+            .filter(|s| s.genesis == grid.client.genesis_hash() && s.project == name);
+        let names: Vec<String> = match recorded {
+            Some(s) => s.names,
+            None => gateway_names(&c.deployment).map(str::to_owned).collect(),
+        };
+        let names =
+            names_to_cancel(grid, names.iter().map(String::as_str), Some(c.contract_id)).await?;
         grid.cancel(c.contract_id).await?;
-        for name in gateway_names(&c.deployment) {
-            if let Some(n) = grid.name_contract(name).await?
-                && n.twin_id == grid.twin_id
-            {
-                grid.cancel(n.contract_id).await?;
-            }
-        }
+        cancel_names(grid, &names).await?;
     }
     state.remove()?;
     Ok(current.map(|c| c.contract_id))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tfgrid_sdk::deployer::{self, Action, ApplyOptions, Plan, Progress, StateFile};
 use tfgrid_sdk::project::Project;
-use tfgrid_types::deployment::{ResultData, ResultState, WorkloadResult};
+use tfgrid_types::deployment::{ResultData, ResultState, WorkloadData, WorkloadResult};
 use tfgrid_types::format_tft;
 
 use crate::ProjectArgs;
@@ -212,6 +212,19 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
     let version = current.deployment.version;
     let reported = deployer::reported(&grid, &view, version).await?;
     let ip = gateway_ip(&grid, current.node_id).await?;
+    // The gateway names' own contracts cost too.
+    let mut names_cost = 0;
+    let mut names = 0;
+    for w in &current.deployment.workloads {
+        if let WorkloadData::GatewayNameProxy(g) = &w.data
+            && let Some(c) = grid.name_contract(&g.name).await?
+            && c.twin_id == grid.twin_id
+            && let Some(view) = grid.contract(c.contract_id).await?
+        {
+            names_cost += view.cost_per_hour;
+            names += 1;
+        }
+    }
     let json = serde_json::json!({ "contract": view, "reported": reported.as_ref().map(|r| &r.0) });
     ctx.out.show(&json, |_| {
         let v = &view;
@@ -233,7 +246,15 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
             ),
             (
                 "cost",
-                format!("{} before discounts", cost(v.cost_per_hour)),
+                match names {
+                    0 => format!("{} before discounts", cost(v.cost_per_hour)),
+                    n => format!(
+                        "{} before discounts ({} of it for {n} gateway name{})",
+                        cost(v.cost_per_hour + names_cost),
+                        format_tft(names_cost),
+                        if n == 1 { "" } else { "s" }
+                    ),
+                },
             ),
         ]);
         text.push('\n');

@@ -88,8 +88,17 @@ fn modules_dir(kernel: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from("/lib/modules").join(version))
 }
 
-/// The files of `wanted` modules and of everything they need, each after what it needs.
+/// The files of `wanted` modules and of everything they need, each after what it needs; a module
+/// built into the kernel (`modules.builtin`) needs no file.
 fn module_files(modules: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>> {
+    let builtin = std::fs::read_to_string(modules.join("modules.builtin")).unwrap_or_default();
+    let built_in = |name: &str| {
+        builtin.lines().any(|l| {
+            Path::new(l)
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy() == format!("{name}.ko"))
+        })
+    };
     let dep_path = modules.join("modules.dep");
     let deps_text = std::fs::read_to_string(&dep_path)
         .with_context(|| format!("reading {}", dep_path.display()))?;
@@ -123,7 +132,7 @@ fn module_files(modules: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>> {
         }
         order.push(module);
     }
-    for name in wanted {
+    for name in wanted.iter().filter(|n| !built_in(n)) {
         let Some(module) = by_name(name) else {
             bail!(
                 "the kernel has no module {name}.ko in {} (compressed modules are not supported)",
@@ -270,6 +279,11 @@ mod tests {
         );
         let missing = module_files(dir.path(), &["9p"]).unwrap_err().to_string();
         assert!(missing.contains("no module 9p.ko"), "{missing}");
+        std::fs::write(dir.path().join("modules.builtin"), "kernel/fs/9p/9p.ko\n").unwrap();
+        assert_eq!(
+            module_files(dir.path(), &["9p"]).unwrap(),
+            Vec::<PathBuf>::new()
+        );
     }
 
     #[test]

@@ -57,6 +57,22 @@ pub struct Engine {
     pub store_locals: Vec<Local>,
 }
 
+/// Every address of this node's network namespace.
+fn own_addresses() -> Vec<std::net::IpAddr> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "addr", "show"])
+        .output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    text.unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            words.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -220,7 +236,9 @@ impl Engine {
             let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
             match w.data {
                 WorkloadData::Zdb(_) => self.zdb.lock(&id, pause).await?,
-                WorkloadData::Zmachine(_) => self.machines.of(&id).pause(&id, pause)?,
+                WorkloadData::Zmachine(_) => {
+                    tokio::task::block_in_place(|| self.machines.of(&id).pause(&id, pause))?
+                }
                 WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
                     self.gateway.set_paused(&id, pause)?
                 }
@@ -534,6 +552,11 @@ impl Engine {
                     let (network_id, subnet, net) = joined?;
                     let root = images.root(&machine.flist, &machine.flist_hash)?;
                     let runtime = machines.for_image(&root);
+                    // An image that changed kind: the machine of the other kind goes first.
+                    let before = machines.of(&id);
+                    if before.kind() != runtime.kind() {
+                        before.remove(&id)?;
+                    }
                     let vm = runtime.kind() == "VM";
                     let why = if vm { unavailable.1 } else { unavailable.0 };
                     if let Some(why) = why {
@@ -560,21 +583,28 @@ impl Engine {
                         ip,
                     }),
                     Ok(Err(e)) | Err(e) => {
-                        let _ = self.machines.of(&namespace).remove(&namespace);
-                        let _ = self.networks.detach(&namespace);
+                        tokio::task::block_in_place(|| {
+                            let _ = self.machines.of(&namespace).remove(&namespace);
+                            let _ = self.networks.detach(&namespace);
+                        });
                         Err(e)
                     }
                 }
             }
             WorkloadData::GatewayNameProxy(g) => {
                 let fqdn = self.name_fqdn(client, local, &g.name).await;
-                match fqdn {
+                let served = match fqdn {
                     Ok(fqdn) => self
                         .serve(client, local, &namespace, &fqdn, g)
                         .await
                         .map(|()| ResultData::GatewayNameProxy { fqdn }),
                     Err(e) => Err(e),
+                };
+                if served.is_err() {
+                    // What an earlier version of it served must not stay served.
+                    let _ = self.gateway.remove(&namespace);
                 }
+                served
             }
             WorkloadData::GatewayFqdnProxy(g) => {
                 let proxy = tfgrid_types::deployment::GatewayNameProxy {
@@ -583,15 +613,20 @@ impl Engine {
                     backends: g.backends.clone(),
                     network: g.network.clone(),
                 };
-                self.serve(
-                    client,
-                    local,
-                    &namespace,
-                    &g.fqdn.to_ascii_lowercase(),
-                    &proxy,
-                )
-                .await
-                .map(|()| ResultData::None)
+                let served = self
+                    .serve(
+                        client,
+                        local,
+                        &namespace,
+                        &g.fqdn.to_ascii_lowercase(),
+                        &proxy,
+                    )
+                    .await
+                    .map(|()| ResultData::None);
+                if served.is_err() {
+                    let _ = self.gateway.remove(&namespace);
+                }
+                served
             }
             _ => unreachable!("unsupported types return above"),
         };
@@ -681,7 +716,11 @@ impl Engine {
             {
                 bail!("the name contract of {name:?} has ended")
             }
-            Some(_) => Ok(format!("{}.{domain}", name.to_ascii_lowercase())),
+            Some(_) => Ok(format!(
+                "{}.{}",
+                name.to_ascii_lowercase(),
+                domain.to_ascii_lowercase()
+            )),
         }
     }
 
@@ -696,7 +735,7 @@ impl Engine {
     ) -> Result<()> {
         let config = self.public_config(client).await?;
         if g.name.is_empty()
-            && let Some(domain) = &config.domain
+            && let Some(domain) = config.domain.as_ref().map(|d| d.to_ascii_lowercase())
             && (fqdn == domain || fqdn.ends_with(&format!(".{domain}")))
         {
             bail!("{fqdn} is under this gateway's domain {domain}: use a gateway-name-proxy");
@@ -716,17 +755,25 @@ impl Engine {
         };
         let route = zgw::route::Route::new(fqdn, g.tls_passthrough, g.backends.clone(), netns);
         route.check().map_err(anyhow::Error::msg)?;
-        let own = config
-            .ip4
-            .ip
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .ok();
+        // Backends outside a user network are dialled from the node itself: none may be the node.
+        let own = own_addresses();
         for b in &g.backends {
-            if Some(route.backend_address(b).map_err(anyhow::Error::msg)?.ip()) == own {
-                bail!("backend {b:?} is this gateway's own public address");
+            let ip = route.backend_address(b).map_err(anyhow::Error::msg)?.ip();
+            let ip = match ip {
+                std::net::IpAddr::V6(v6) => v6
+                    .to_ipv4_mapped()
+                    .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+                v4 => v4,
+            };
+            let local = ip.is_unspecified()
+                || ip.is_loopback()
+                || ip.is_multicast()
+                || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_link_local())
+                || matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local());
+            if g.network.is_none() && (local || own.contains(&ip)) {
+                bail!(
+                    "backend {b:?} is this node itself, or only the node's own network reaches it"
+                );
             }
         }
         let iface = self.public_iface.clone().context(
@@ -822,7 +869,12 @@ impl Engine {
                     .any(|r| r.name == w.name && r.state == ResultState::Ok);
                 let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
                 let runtime = self.machines.of(&id);
-                if !running || runtime.status(&id).as_deref() == Some("running") {
+                // Status and restarts block (a VM's monitor, mounts, the runtimes).
+                let status = tokio::task::block_in_place(|| {
+                    primitives::cap_log(&runtime.dir(&id).join("output.log"));
+                    runtime.status(&id)
+                });
+                if !running || status.as_deref() == Some("running") {
                     continue;
                 }
                 let (tries, last) = match backoff.get(&id) {
@@ -834,27 +886,16 @@ impl Engine {
                 }) {
                     continue;
                 }
-                let opened = local.deployment.open_secrets(&self.key)?;
-                let Some(WorkloadData::Zmachine(m)) =
-                    opened.workload(&w.name).map(|w| w.data.clone())
-                else {
-                    continue;
-                };
-                let root = self.images.root(&m.flist, &m.flist_hash)?;
-                let kind = runtime.kind();
-                tracing::warn!(machine = %id, restarts = tries + 1, "the {kind} exited: restarting it");
-                let started = self.mounts(&local, &m).and_then(|mounts| {
-                    let (_, _, net) = self.machine_net(&local, &id, &m)?;
-                    runtime.start(&id, &w.name, &m, &root, &mounts, &net)
-                });
+                tracing::warn!(machine = %id, restarts = tries + 1, "the machine exited: restarting it");
+                let started = tokio::task::block_in_place(|| self.restart_machine(&local, &w.name));
                 let message = match started {
-                    Ok(()) => format!(
+                    Ok(kind) => format!(
                         "the {kind} exited and was restarted ({} restarts)",
                         tries + 1
                     ),
                     Err(e) => {
                         tracing::warn!(machine = %id, "restart failed: {e:#}");
-                        format!("the {kind} exited; restarting it failed: {e:#}")
+                        format!("the machine exited; restarting it failed: {e:#}")
                     }
                 };
                 if let Some(r) = local.results.iter_mut().find(|r| r.name == w.name) {
@@ -870,6 +911,26 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Starts machine `name` of `local` again, under the runtime its image asks for (the other
+    /// kind's leftovers removed first); returns that runtime's kind.
+    fn restart_machine(&self, local: &Local, name: &str) -> Result<&'static str> {
+        let opened = local.deployment.open_secrets(&self.key)?;
+        let Some(WorkloadData::Zmachine(m)) = opened.workload(name).map(|w| w.data.clone()) else {
+            bail!("{name} is not a zmachine");
+        };
+        let id = primitives::workload_id(local.twin_id, local.contract_id, name);
+        let root = self.images.root(&m.flist, &m.flist_hash)?;
+        let runtime = self.machines.for_image(&root);
+        let before = self.machines.of(&id);
+        if before.kind() != runtime.kind() {
+            before.remove(&id)?;
+        }
+        let mounts = self.mounts(local, &m)?;
+        let (_, _, net) = self.machine_net(local, &id, &m)?;
+        runtime.start(&id, name, &m, &root, &mounts, &net)?;
+        Ok(runtime.kind())
     }
 
     /// Reports the workloads' states and the resources the contract uses.

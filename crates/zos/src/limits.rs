@@ -14,7 +14,13 @@ pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 pub const IMAGE_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// How long to wait for the gateway (`zgw`) to start listening.
 pub const GATEWAY_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping gateway may take to drain before it is killed.
+pub const GATEWAY_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a VM's monitor (QMP) may take to answer.
 pub const VM_QMP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a killed VM may take to be gone.
 pub const VM_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long QEMU may take to start a VM (to daemonize, not to boot it).
+pub const VM_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// A machine's console log (`output.log`) is emptied when it grows past this.
+pub const MACHINE_LOG_BYTES_MAX: u64 = 16 * 1024 * 1024;

@@ -135,6 +135,14 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets a contract's deployment (its workloads are gone from the node).
+    pub fn forget(&self, contract_id: ContractId) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DEPLOYMENTS)?.remove(contract_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn local(&self, contract_id: ContractId) -> Result<Option<Local>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(DEPLOYMENTS)?;

@@ -1,6 +1,7 @@
 //! Taking a node out of service: remove every workload it runs (in reverse type order), and stop the
-//! 0-db server and the gateway it started, without asking the chain. The records stay, so a restarted agent
-//! reconciles with the chain and provisions again what contracts still command.
+//! 0-db server and the gateway it started, without asking the chain. A contract whose workloads are
+//! all gone is forgotten, so a restarted agent provisions again, from the chain, what contracts
+//! still command (a 0-db namespace keeps its data: the stopped server's files hold it).
 
 use std::path::Path;
 use std::process::Command;
@@ -8,11 +9,11 @@ use std::process::Command;
 use anyhow::Result;
 use tfgrid_types::deployment::WorkloadData;
 
-use crate::primitives::Machines;
 use crate::primitives::gateway::Gateway;
 use crate::primitives::network::Networks;
 use crate::primitives::volume::Volumes;
 use crate::primitives::workload_id;
+use crate::primitives::{Machines, alive, recorded_pid};
 use crate::store::Store;
 
 pub fn run(
@@ -25,6 +26,7 @@ pub fn run(
 ) -> Result<()> {
     let mut failures = 0;
     for local in store.locals()? {
+        let failures_before = failures;
         let mut workloads = local.deployment.workloads.clone();
         workloads.sort_by_key(|w| std::cmp::Reverse(w.data.install_rank()));
         for w in &workloads {
@@ -45,12 +47,17 @@ pub fn run(
                 eprintln!("zos: removing {id}: {e:#}");
             }
         }
+        if failures == failures_before {
+            store.forget(local.contract_id)?;
+        }
     }
-    if let Ok(pid) = std::fs::read_to_string(zdb_dir.join("pid")) {
-        let _ = Command::new("kill")
-            .arg(pid.trim())
-            .stderr(std::process::Stdio::null())
-            .status();
+    if let Some(pid) = recorded_pid(&zdb_dir.join("pid")) {
+        if alive(pid, zdb_dir) {
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_file(zdb_dir.join("pid"));
     }
     if let Err(e) = Gateway::teardown(gateway_dir) {

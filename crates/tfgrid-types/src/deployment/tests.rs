@@ -286,10 +286,18 @@ fn workload_rules() {
         |d| d.workloads[6].data = gateway("10.0.0.1:80", false),
         "must be http://",
     );
-    rejects(
-        |d| d.workloads[6].data = gateway("http://127.0.0.1", false),
-        "loopback",
-    );
+    for local in [
+        "http://127.0.0.1",
+        "http://0.0.0.0:8080",
+        "[::]:443",
+        "[::ffff:127.0.0.1]:443",
+    ] {
+        let passthrough = !local.starts_with("http://");
+        rejects(
+            |d| d.workloads[6].data = gateway(local, passthrough),
+            "loopback or unspecified",
+        );
+    }
     rejects(
         |d| d.workloads[6].data = gateway("http://10.0.0.1", true),
         "ip:port with TLS passthrough",

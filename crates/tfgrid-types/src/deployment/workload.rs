@@ -448,10 +448,14 @@ fn check_backends(
             .trim_matches(|c| c == '[' || c == ']')
             .parse()
             .map_err(|_| invalid(name, format!("backend {backend:?} does not name an IP")))?;
-        if ip.is_loopback() {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        if ip.is_loopback() || ip.is_unspecified() {
             return Err(invalid(
                 name,
-                format!("backend {backend:?} is a loopback address"),
+                format!("backend {backend:?} is a loopback or unspecified address"),
             ));
         }
     }

@@ -14,7 +14,7 @@ use zgw::route::Route;
 use super::network::ip_output as ip;
 use super::{alive as ours, recorded_pid};
 
-use crate::limits::GATEWAY_START_TIMEOUT;
+use crate::limits::{GATEWAY_START_TIMEOUT, GATEWAY_STOP_TIMEOUT};
 
 #[derive(Debug)]
 pub struct Gateway {
@@ -59,8 +59,15 @@ impl Gateway {
             );
         }
         route.write(&self.routes(), id)?;
-        self.ensure(cidr, iface).await?;
-        self.reload()
+        let served = match self.ensure(cidr, iface).await {
+            Ok(()) => self.reload(),
+            Err(e) => Err(e),
+        };
+        if served.is_err() {
+            // Nothing the workload does not run may be served later by a revived gateway.
+            let _ = Route::remove(&self.routes(), id);
+        }
+        served
     }
 
     /// Stops serving workload `id`.
@@ -92,11 +99,19 @@ impl Gateway {
         })
     }
 
-    /// Makes the running `zgw` (if any) read its routes again.
+    /// Makes the running `zgw` read its routes again: the one this agent started, or the one a
+    /// previous agent did. A `zgw` that is gone reads them when it is started again.
     fn reload(&mut self) -> Result<()> {
-        match &self.running {
-            Some((pid, _)) => signal(*pid, rustix::process::Signal::HUP),
-            None => Ok(()),
+        let pid = match &self.running {
+            Some((pid, _)) => Some(*pid),
+            None => recorded_pid(&self.dir.join("pid")),
+        };
+        match pid.filter(|pid| ours(*pid, &self.dir)) {
+            Some(pid) => signal(pid, rustix::process::Signal::HUP),
+            None => {
+                self.running = None;
+                Ok(())
+            }
         }
     }
 
@@ -122,7 +137,8 @@ impl Gateway {
             if recorded_address.as_deref() == Some(&address) {
                 tracing::info!(pid, %address, "adopted the running zgw");
                 self.running = Some((pid, address));
-                return Ok(());
+                // Routes may have changed while no agent ran.
+                return self.reload();
             }
             // The public config changed: serve on the new address.
             let _ = signal(pid, rustix::process::Signal::TERM);
@@ -166,7 +182,16 @@ impl Gateway {
     }
 
     /// Puts the node's public address on its public interface, once; recorded for the teardown.
+    /// An address put there for an earlier public config is taken off.
     fn put_address(&self, cidr: &str, iface: &str) -> Result<()> {
+        let added = self.dir.join("added-address");
+        if let Some(earlier) = read_trimmed(&added)
+            && earlier != format!("{cidr} {iface}")
+            && let Some((old_cidr, old_iface)) = earlier.split_once(' ')
+        {
+            let _ = ip(&["addr", "del", old_cidr, "dev", old_iface]);
+            std::fs::remove_file(&added)?;
+        }
         let address = cidr.split('/').next().unwrap_or(cidr);
         let present = ip(&["-o", "addr", "show", "dev", iface])?
             .split_whitespace()
@@ -174,7 +199,7 @@ impl Gateway {
         if !present {
             ip(&["addr", "add", cidr, "dev", iface])
                 .with_context(|| format!("putting the node's public address {cidr} on {iface}"))?;
-            std::fs::write(self.dir.join("added-address"), format!("{cidr} {iface}"))?;
+            std::fs::write(&added, format!("{cidr} {iface}"))?;
         }
         Ok(())
     }
@@ -186,6 +211,14 @@ impl Gateway {
             && ours(pid, dir)
         {
             signal(pid, rustix::process::Signal::TERM)?;
+            let deadline = std::time::Instant::now() + GATEWAY_STOP_TIMEOUT;
+            while ours(pid, dir) {
+                if std::time::Instant::now() > deadline {
+                    signal(pid, rustix::process::Signal::KILL)?;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
         if let Some(added) = read_trimmed(&dir.join("added-address"))
             && let Some((cidr, iface)) = added.split_once(' ')

@@ -21,11 +21,59 @@ use anyhow::{Context, Result, bail};
 use tfgrid_types::deployment::{Workload, WorkloadData, Zmachine};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Whether process `pid` is alive and was started for `dir` (its command line names it): a
-/// recorded PID may have been reused by another process, or be a zombie.
+/// Whether process `pid` is alive and was started for `dir` (an argument of its command line is
+/// `dir` or a path below it): a recorded PID may have been reused by another process, or be a
+/// zombie.
 pub(crate) fn alive(pid: u32, dir: &Path) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&*dir.to_string_lossy()))
+    let dir = dir.to_string_lossy();
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    // An argument, or a `key=value` in a comma-separated one (QEMU's `path=...`).
+    cmdline.split(|b| *b == 0).any(|arg| {
+        String::from_utf8_lossy(arg).split(',').any(|piece| {
+            let value = piece.split_once('=').map_or(piece, |(_, v)| v);
+            value == dir || value.starts_with(&format!("{dir}/"))
+        })
+    })
+}
+
+/// Empties a machine's console log once it grows past [`MACHINE_LOG_BYTES_MAX`] (its writer
+/// appends, so it goes on at the new end): what a machine prints cannot fill the node's disk.
+pub(crate) fn cap_log(log: &Path) {
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > crate::limits::MACHINE_LOG_BYTES_MAX) {
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(log);
+    }
+}
+
+/// Runs a command like [`run`], killing it when it takes longer than `timeout`.
+pub(crate) fn run_within(cmd: &mut Command, timeout: Duration) -> Result<String> {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{cmd:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The PID recorded in `file`, if any.
@@ -126,7 +174,7 @@ pub async fn start_service(
         .with_context(|| format!("starting {name}"))?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
-    let rest = tokio::time::timeout(timeout, async {
+    let waited = tokio::time::timeout(timeout, async {
         while let Some(line) = lines.next_line().await? {
             if let Some(rest) = line.strip_prefix(ready) {
                 return Ok::<_, std::io::Error>(Some(rest.trim().to_owned()));
@@ -134,9 +182,20 @@ pub async fn start_service(
         }
         Ok(None)
     })
-    .await
-    .with_context(|| format!("{name} did not start in time"))??
-    .with_context(|| format!("{name} exited before it was ready (see its log above)"))?;
+    .await;
+    let rest = match waited {
+        Ok(Ok(Some(rest))) => rest,
+        failed => {
+            // Not ready: it must not linger unrecorded (holding its ports).
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(match failed {
+                Err(_) => anyhow::anyhow!("{name} did not start within {timeout:?}"),
+                Ok(Err(e)) => anyhow::Error::new(e).context(format!("reading {name}'s output")),
+                Ok(_) => anyhow::anyhow!("{name} exited before it was ready (see its log above)"),
+            });
+        }
+    };
     // Keep draining its stdout so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let pid = child.id().with_context(|| format!("{name} has no pid"))?;

@@ -1,6 +1,7 @@
 //! A machine's root file system: the image's root (shared, read-only) as the lower layer of an
 //! overlay whose writable layer is a file system of the machine's root size (an ext4 image on a loop
-//! device, so the size is enforced). Containers run on it; VMs get it over 9p.
+//! device, so the size is enforced), both mounted `nodev,nosuid`: a device node or a set-uid file a
+//! machine makes there opens nothing on the host. Containers run on it; VMs get it over 9p.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +24,7 @@ pub fn prepare(dir: &Path, image: &Path, size_bytes: u64) -> Result<PathBuf> {
             run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&layer_img))?;
         }
         run(Command::new("mount")
-            .args(["-o", "loop"])
+            .args(["-o", "loop,nodev,nosuid"])
             .arg(&layer_img)
             .arg(&layer))?;
     }
@@ -31,7 +32,7 @@ pub fn prepare(dir: &Path, image: &Path, size_bytes: u64) -> Result<PathBuf> {
     std::fs::create_dir_all(layer.join("work"))?;
     if !mounted(&rootfs) {
         let options = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "nodev,nosuid,lowerdir={},upperdir={},workdir={}",
             image.display(),
             layer.join("upper").display(),
             layer.join("work").display()

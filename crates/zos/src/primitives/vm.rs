@@ -26,15 +26,33 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tfgrid_types::deployment::{MIB, Secret, Zmachine};
 
-use super::{MachineNet, MachineRuntime, alive, recorded_pid, rootfs, run};
-use crate::limits::{VM_QMP_TIMEOUT, VM_STOP_TIMEOUT};
+use super::{MachineNet, MachineRuntime, alive, recorded_pid, rootfs, run, run_within};
+use crate::limits::{VM_QMP_TIMEOUT, VM_START_TIMEOUT, VM_STOP_TIMEOUT};
 
 /// The QEMU binary.
 const QEMU: &str = "qemu-system-x86_64";
 
+/// Whether `path` is a regular file below `image` reached through no symbolic link (QEMU, as root,
+/// opens it on the host: a link could point anywhere, the node's key included).
+fn plain_file(image: &Path, relative: &str) -> bool {
+    let mut path = image.to_path_buf();
+    let parts: Vec<&str> = relative.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return false;
+        };
+        let last = i + 1 == parts.len();
+        if (last && !meta.file_type().is_file()) || (!last && !meta.file_type().is_dir()) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether an unpacked image boots as a VM (it holds a kernel) rather than running as a container.
 pub fn is_vm_image(image: &Path) -> bool {
-    image.join("boot/vmlinuz").is_file()
+    plain_file(image, "boot/vmlinuz")
 }
 
 #[derive(Debug, Clone)]
@@ -108,9 +126,9 @@ impl Vms {
         Vms { dir }
     }
 
-    /// Whether machine `id` is a VM of this node.
+    /// Whether machine `id` is a VM of this node (its directory exists, whatever state it is in).
     pub fn exists(&self, id: &str) -> bool {
-        self.dir.join(id).join("config").is_dir()
+        self.dir.join(id).is_dir()
     }
 
     /// The running QEMU of machine `id`, if it runs.
@@ -135,14 +153,15 @@ impl Vms {
         Ok(())
     }
 
-    /// Writes the `zos` share: the machine's config and environment.
-    fn write_config(
-        dir: &Path,
+    /// The `zos` share's two files, `config` and `env`; refuses what the guest's init could not
+    /// read back (an environment name that is no shell name, a mountpoint with blanks, quotes or
+    /// pattern characters).
+    fn render_config(
         hostname: &str,
         machine: &Zmachine,
         net: &MachineNet,
         mounts: &[(String, String)],
-    ) -> Result<()> {
+    ) -> Result<(String, String)> {
         let mut env = String::new();
         for (key, value) in &machine.env {
             let Secret::Plain(value) = value else {
@@ -152,6 +171,14 @@ impl Vms {
                 bail!("environment variable {key:?} of a VM must be a shell name");
             }
             env.push_str(&format!("export {key}={}\n", quoted(value)));
+        }
+        for (_, path) in mounts {
+            let plain = path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c));
+            if !plain {
+                bail!("mountpoint {path:?} of a VM may only hold letters, digits and /._-+@");
+            }
         }
         let tags: Vec<String> = mounts
             .iter()
@@ -165,10 +192,26 @@ impl Vms {
             quoted(&machine.entrypoint),
             quoted(&tags.join(" ")),
         );
+        Ok((config, env))
+    }
+
+    /// Writes the `zos` share, readable by root alone (the environment holds opened secrets).
+    fn write_config(dir: &Path, config: &str, env: &str) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let share = dir.join("config");
-        std::fs::create_dir_all(&share)?;
-        std::fs::write(share.join("config"), config)?;
-        std::fs::write(share.join("env"), env)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&share)?;
+        for (name, text) in [("config", config), ("env", env)] {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(share.join(name))?;
+            std::io::Write::write_all(&mut file, text.as_bytes())?;
+        }
         Ok(())
     }
 }
@@ -199,14 +242,17 @@ impl MachineRuntime for Vms {
         net: &MachineNet,
     ) -> Result<()> {
         let dir = self.dir.join(id);
-        self.kill(id)?;
-        let root = rootfs::prepare(&dir, image, machine.root_size())?;
         let tags: Vec<(String, String)> = mounts
             .iter()
             .enumerate()
             .map(|(i, (_, mountpoint))| (format!("vol{i}"), mountpoint.clone()))
             .collect();
-        Vms::write_config(&dir, hostname, machine, net, &tags)?;
+        // Refused before anything is made for it.
+        let (config, env) = Vms::render_config(hostname, machine, net, &tags)?;
+        self.kill(id)?;
+        std::fs::create_dir_all(&dir)?;
+        let root = rootfs::prepare(&dir, image, machine.root_size())?;
+        Vms::write_config(&dir, &config, &env)?;
         let netns = Path::new(&net.netns)
             .file_name()
             .context("the machine's network namespace has no name")?
@@ -241,10 +287,15 @@ impl MachineRuntime for Vms {
             .arg("-kernel")
             .arg(image.join("boot/vmlinuz"));
         let initrd = image.join("boot/initrd.img");
-        if initrd.is_file() {
+        if plain_file(image, "boot/initrd.img") {
             qemu.arg("-initrd").arg(&initrd);
+        } else if std::fs::symlink_metadata(&initrd).is_ok() {
+            bail!("the image's boot/initrd.img is not a plain file of the image");
         }
         qemu.args(["-append", "console=ttyS0 quiet panic=-1", "-no-reboot"])
+            // A seccomp filter on QEMU itself; it still daemonizes (spawn) and its 9p server
+            // switches credentials (elevateprivileges), so those stay allowed.
+            .args(["-sandbox", "on,obsolete=deny,resourcecontrol=deny"])
             .args(["-display", "none", "-chardev"])
             .arg(format!(
                 "file,id=console,path={},append=on",
@@ -272,7 +323,7 @@ impl MachineRuntime for Vms {
             .arg("-daemonize")
             .arg("-pidfile")
             .arg(dir.join("pid"));
-        run(&mut qemu).context("the VM did not start")?;
+        run_within(&mut qemu, VM_START_TIMEOUT).context("the VM did not start")?;
         Ok(())
     }
 
@@ -283,11 +334,14 @@ impl MachineRuntime for Vms {
         if self.pid(id).is_none() {
             return Some("stopped".into());
         }
-        let status = qmp(&self.dir.join(id).join("qmp.sock"), "query-status").ok()?;
-        Some(match status["status"].as_str() {
-            Some("paused") => "paused".into(),
-            _ => "running".into(),
-        })
+        // QEMU runs: a monitor that does not answer in time does not make it stopped.
+        let status = qmp(&self.dir.join(id).join("qmp.sock"), "query-status");
+        Some(
+            match status.ok().as_ref().and_then(|s| s["status"].as_str()) {
+                Some("paused") => "paused".into(),
+                _ => "running".into(),
+            },
+        )
     }
 
     fn pause(&self, id: &str, pause: bool) -> Result<()> {

@@ -55,7 +55,7 @@ impl Volumes {
         }
         if !mounted(&mnt) {
             run(Command::new("mount")
-                .args(["-o", "loop"])
+                .args(["-o", "loop,nodev,nosuid"])
                 .arg(&image)
                 .arg(&mnt))?;
         }
