@@ -108,7 +108,7 @@ fn result_text(r: &WorkloadResult, gateway_ip: Option<&str>) -> String {
     }
 }
 
-fn results_table(results: &[WorkloadResult], gateway_ip: Option<&str>) -> String {
+pub(crate) fn results_table(results: &[WorkloadResult], gateway_ip: Option<&str>) -> String {
     table(
         &["workload", "state", "result"],
         results.iter().map(|r| {

@@ -467,12 +467,15 @@ async fn run_demo(endpoints: Endpoints, state: StateFile) -> Result<()> {
         applied.node_id,
         applied.elapsed_ms as f64 / 1000.0
     );
+    let config = node_public_config(applied.node_id);
+    let ip = config.ip4.ip.split('/').next().unwrap_or_default();
+    println!(
+        "{}",
+        crate::deploy::results_table(&applied.workloads, Some(ip))
+    );
     for r in &applied.workloads {
-        println!("  {:<7} {}", r.name, serde_json::to_string(&r.data)?);
         if let tfgrid_types::deployment::ResultData::GatewayNameProxy { fqdn } = &r.data {
-            let ip = node_public_config(applied.node_id).ip4.ip;
-            let ip = ip.split('/').next().unwrap_or_default();
-            println!("          curl --resolve {fqdn}:80:{ip} http://{fqdn}/");
+            println!("  try it: curl --resolve {fqdn}:80:{ip} http://{fqdn}/");
         }
     }
     println!("  see it: tfgrid --key //Bob status examples/demo.toml");

@@ -174,7 +174,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         // The name contract of its gateway name is 1.
         "demo: contract 2 on node",
         "every workload ok",
-        "\"ip\":\"10.20.1.2\"",
+        "private address 10.20.1.2",
     ] {
         assert!(
             output.contains(expected),
