@@ -1,34 +1,38 @@
 //! The running agent: registers the node (twin and node, updated when the capacity changes), reports
 //! uptime and each contract's network traffic at the chain's interval, follows finalized blocks and
 //! turns this node's contract events into jobs (reconciling with the chain's list of its contracts on
-//! every (re)connection), and runs the jobs one at a time. A node opens no control port: everything
-//! it does, a contract commanded.
+//! every (re)connection, from the head height read before it), and runs the jobs one at a time. A job
+//! that fails is set aside and tried again later (its error reported, when the chain can be asked)
+//! while the other contracts' jobs go on; every report a job owes is sent until the chain has it;
+//! the node's services and exited machines are checked every second whatever the queue holds. All
+//! of it goes through the node's one [`ChainSession`]. A node opens no control port: everything it
+//! does, a contract commanded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use tfchain_client::ClientError;
 use tfchain_client::api::{BlockId, TfchainApiClient};
-use tfchain_client::{Client, ClientError};
 use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::tfgrid::Call as GridCall;
 use tfchain_runtime::types::{
-    ContractData, ContractState, Location, NodeSpec, NruConsumption, Resources,
+    ContractData, ContractResources, ContractState, Location, NodeSpec, NruConsumption, Resources,
 };
 use tfchain_runtime::{Call, Event};
 use tfgrid_types::deployment::WorkloadData;
 use tfgrid_types::{Keypair, NodeId};
 use tokio::sync::Notify;
 
+use crate::chain::ChainSession;
 use crate::engine::Engine;
-use crate::limits::RETRY_DELAY;
+use crate::limits::{REPORT_TIMEOUT, RETRY_DELAY};
 use crate::primitives::network::Networks;
 use crate::primitives::workload_id;
-use crate::store::{Job, Store};
+use crate::store::{Job, Report, Store, next_job, retry_delay_ms};
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub rpc_url: String,
     pub farm_id: u32,
     pub capacity: Resources,
     /// The node's network primitive, whose interfaces' counters are its traffic.
@@ -58,8 +62,8 @@ where
 }
 
 /// Makes sure the node's twin and node exist on the chain as this node is; returns the node id.
-pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
-    let client = Client::connect(&config.rpc_url).await?;
+pub async fn register(config: &Config, chain: &ChainSession, key: &Keypair) -> Result<NodeId> {
+    let client = chain.client().await?;
     let rpc = client.rpc();
     let account = key.account();
     let twin = match rpc.twin_by_account(account).await? {
@@ -73,15 +77,12 @@ pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
                 document_link: "https://zos.tf/terms/v0.1".into(),
                 document_hash: "zos-terms-v0-1".into(),
             };
-            client.execute(key, Call::Tfgrid(tc)).await?;
-            client
-                .execute(
-                    key,
-                    Call::Tfgrid(GridCall::CreateTwin {
-                        relay: None,
-                        pk: None,
-                    }),
-                )
+            chain.execute(Call::Tfgrid(tc)).await?;
+            chain
+                .execute(Call::Tfgrid(GridCall::CreateTwin {
+                    relay: None,
+                    pk: None,
+                }))
                 .await?;
             rpc.twin_by_account(account)
                 .await?
@@ -104,8 +105,8 @@ pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
     };
     match rpc.node_by_twin(twin.id).await? {
         None => {
-            client
-                .execute(key, Call::Tfgrid(GridCall::CreateNode(spec)))
+            chain
+                .execute(Call::Tfgrid(GridCall::CreateNode(spec)))
                 .await?;
             let node = rpc
                 .node_by_twin(twin.id)
@@ -117,8 +118,8 @@ pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
         Some(node) => {
             if node.node.resources != config.capacity || node.node.farm_id != config.farm_id {
                 let node_id = node.node.id;
-                client
-                    .execute(key, Call::Tfgrid(GridCall::UpdateNode { node_id, spec }))
+                chain
+                    .execute(Call::Tfgrid(GridCall::UpdateNode { node_id, spec }))
                     .await?;
                 tracing::info!(node_id, "registration updated");
             }
@@ -130,8 +131,7 @@ pub async fn register(config: &Config, key: &Keypair) -> Result<NodeId> {
 /// Reports, every interval of the chain's spec, the node's uptime and each contract's network
 /// traffic since the last report (the bytes through its containers' interfaces).
 async fn report_loop(
-    rpc_url: String,
-    key: Keypair,
+    chain: Arc<ChainSession>,
     started: Instant,
     store: Arc<Store>,
     networks: Networks,
@@ -140,14 +140,18 @@ async fn report_loop(
     let mut last_report_s = now_s();
     loop {
         let report = async {
-            let client = Client::connect(&rpc_url).await?;
-            let interval = client.rpc().params().await?.uptime_report_interval_s;
+            let interval = chain
+                .client()
+                .await?
+                .rpc()
+                .params()
+                .await?
+                .uptime_report_interval_s;
             let now = now_s();
-            let call = GridCall::ReportUptime {
+            let mut calls = vec![Call::Tfgrid(GridCall::ReportUptime {
                 uptime_s: started.elapsed().as_secs(),
                 timestamp_hint_s: now,
-            };
-            let hash = client.submit(&key, Call::Tfgrid(call)).await?;
+            })];
             let reports = traffic_reports(
                 &store,
                 &networks,
@@ -157,12 +161,9 @@ async fn report_loop(
             )?;
             last_report_s = now;
             if !reports.is_empty() {
-                let nru = client
-                    .submit(&key, Call::SmartContract(ScCall::AddNruReports { reports }))
-                    .await?;
-                client.wait(nru, Duration::from_secs(30)).await?;
+                calls.push(Call::SmartContract(ScCall::AddNruReports { reports }));
             }
-            client.wait(hash, Duration::from_secs(30)).await?;
+            chain.submit_and_wait(calls, REPORT_TIMEOUT).await?;
             Ok::<_, anyhow::Error>(interval)
         };
         let interval = match report.await {
@@ -285,7 +286,11 @@ fn name_checks(store: &Store, events: Option<&[Event]>) -> Result<Vec<Job>> {
 }
 
 /// Jobs that bring the local state in line with the chain's contracts for this node.
-async fn reconcile(client: &Client, store: &Store, node_id: NodeId) -> Result<Vec<Job>> {
+async fn reconcile(
+    client: &tfchain_client::Client,
+    store: &Store,
+    node_id: NodeId,
+) -> Result<Vec<Job>> {
     let on_chain = client.rpc().contracts_by_node(node_id).await?;
     let mut jobs = Vec::new();
     for c in &on_chain {
@@ -313,23 +318,24 @@ async fn reconcile(client: &Client, store: &Store, node_id: NodeId) -> Result<Ve
 }
 
 /// Follows finalized blocks and queues this node's jobs; reconnects when the chain goes away.
-async fn watch(rpc_url: String, store: Arc<Store>, node_id: NodeId, wake: Arc<Notify>) {
+async fn watch(chain: Arc<ChainSession>, store: Arc<Store>, node_id: NodeId, wake: Arc<Notify>) {
     loop {
         let session = async {
-            let client = Client::connect(&rpc_url).await?;
+            let client = chain.client().await?;
             let mut heads = client
                 .rpc()
                 .subscribe_finalized_heads()
                 .await
                 .map_err(ClientError::from)?;
-            let jobs = reconcile(&client, &store, node_id).await?;
+            // The height first: events of blocks finalized while reconciling are read from the
+            // blocks after it, not taken as covered.
             let head = client
                 .rpc()
                 .status()
                 .await
                 .map_err(ClientError::from)?
                 .height;
-            // Events before the reconciliation are covered by it.
+            let jobs = reconcile(&client, &store, node_id).await?;
             store.push(&jobs, Some(store.height()?.map_or(head, |h| h.max(head))))?;
             wake.notify_one();
             while let Some(header) = heads.next().await {
@@ -359,42 +365,128 @@ async fn watch(rpc_url: String, store: Arc<Store>, node_id: NodeId, wake: Arc<No
     }
 }
 
-/// Runs queued jobs in order; a job whose run fails (the chain unreachable, say) is retried. When
-/// idle, starts again the services and machines that should run and are gone.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The reports the node owes, sent together; each one the chain took is forgotten. A report that
+/// fails waits (1 s, doubling to a minute) and goes again.
+async fn send_reports(
+    chain: &ChainSession,
+    store: &Store,
+    waiting: &mut std::collections::BTreeMap<u64, (u32, u64)>,
+) -> Result<()> {
+    let now = now_ms();
+    let due: Vec<Report> = store
+        .unreported()?
+        .into_iter()
+        .filter(|r| waiting.get(&r.contract_id).is_none_or(|(_, at)| *at <= now))
+        .collect();
+    for report in due {
+        let calls = vec![
+            Call::SmartContract(ScCall::ReportDeploymentState {
+                contract_id: report.contract_id,
+                version: report.version,
+                workloads: report.results.clone(),
+            }),
+            Call::SmartContract(ScCall::ReportContractResources {
+                resources: vec![ContractResources {
+                    contract_id: report.contract_id,
+                    used: report.used,
+                }],
+            }),
+        ];
+        match chain.submit_and_wait(calls, REPORT_TIMEOUT).await {
+            Ok(_) => {
+                store.reported(&report)?;
+                waiting.remove(&report.contract_id);
+            }
+            Err(e) => {
+                let tries = waiting.get(&report.contract_id).map_or(0, |(t, _)| *t) + 1;
+                tracing::warn!(
+                    contract_id = report.contract_id,
+                    tries,
+                    "reporting the deployment failed, will try again: {e}"
+                );
+                waiting.insert(
+                    report.contract_id,
+                    (tries, now_ms() + retry_delay_ms(tries)),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one due job, if there is one; returns whether there was.
+async fn run_next(engine: &mut Engine, store: &Store) -> Result<bool> {
+    let (jobs, failed) = store.jobs()?;
+    let Some((seq, job)) = next_job(&jobs, &failed, now_ms()) else {
+        return Ok(false);
+    };
+    let started = Instant::now();
+    match engine.run(store, job).await {
+        Ok(outcome) => {
+            store.finish(
+                seq,
+                job.contract(),
+                outcome.local.as_ref(),
+                outcome.report.as_ref(),
+            )?;
+            tracing::info!(
+                ?job,
+                took_ms = started.elapsed().as_millis() as u64,
+                "job done"
+            );
+        }
+        Err(e) => {
+            let error = format!("{e:#}");
+            let aside = store.set_aside(seq, &error, now_ms())?;
+            tracing::warn!(
+                ?job,
+                attempts = aside.attempts,
+                "job failed, set aside and tried again in {} ms: {error}",
+                aside.not_before_ms.saturating_sub(now_ms())
+            );
+            if let Job::Deploy(contract) = job
+                && let Some(report) = engine.failure_report(store, contract, &error).await
+            {
+                store.owe(&report)?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Runs queued jobs in order, a failing one set aside; sends the reports the node owes; every
+/// second, starts again the services and machines that should run and are gone.
 async fn work(mut engine: Engine, store: Arc<Store>, wake: Arc<Notify>) {
     let mut backoff = std::collections::BTreeMap::new();
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut checked = Instant::now();
     loop {
-        match store.first_job() {
-            Ok(Some((seq, job))) => {
-                let started = Instant::now();
-                match engine.run(&store, job).await {
-                    Ok(local) => {
-                        if let Err(e) = store.finish(seq, job.contract(), local.as_ref()) {
-                            tracing::error!("recording job {job:?}: {e:#}");
-                        }
-                        tracing::info!(
-                            ?job,
-                            took_ms = started.elapsed().as_millis() as u64,
-                            "job done"
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!(?job, "job failed, will retry: {e:#}");
-                        tokio::time::sleep(RETRY_DELAY).await;
-                    }
-                }
+        if checked.elapsed() >= Duration::from_secs(1) {
+            if let Err(e) = engine.revive_services().await {
+                tracing::warn!("checking the node's services: {e:#}");
             }
-            Ok(None) => {
-                if let Err(e) = engine.revive_services().await {
-                    tracing::warn!("checking the node's services: {e:#}");
-                }
-                if let Err(e) = engine.restart_exited(&store, &mut backoff).await {
-                    tracing::warn!("checking machines: {e:#}");
-                }
+            if let Err(e) = engine.restart_exited(&store, &mut backoff).await {
+                tracing::warn!("checking machines: {e:#}");
+            }
+            checked = Instant::now();
+        }
+        let ran = run_next(&mut engine, &store).await;
+        if let Err(e) = send_reports(&engine.chain, &store, &mut waiting).await {
+            tracing::error!("reading the owed reports: {e:#}");
+        }
+        match ran {
+            Ok(true) => {}
+            Ok(false) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
             }
             Err(e) => {
-                tracing::error!("reading the job queue: {e:#}");
+                tracing::error!("the job queue: {e:#}");
                 tokio::time::sleep(RETRY_DELAY).await;
             }
         }
@@ -404,27 +496,22 @@ async fn work(mut engine: Engine, store: Arc<Store>, wake: Arc<Notify>) {
 /// Registers, then runs the uptime reporter, the watcher and the job worker until the process ends.
 pub async fn run(
     config: Config,
+    chain: Arc<ChainSession>,
     key: Keypair,
     store: Arc<Store>,
     engine_for: impl FnOnce(NodeId) -> Engine,
 ) -> Result<()> {
     let started = Instant::now();
-    let node_id = retry("registering", || register(&config, &key)).await;
+    let node_id = retry("registering", || register(&config, &chain, &key)).await;
     let engine = engine_for(node_id);
     let wake = Arc::new(Notify::new());
     tokio::spawn(report_loop(
-        config.rpc_url.clone(),
-        key.clone(),
+        chain.clone(),
         started,
         store.clone(),
         config.networks.clone(),
     ));
-    tokio::spawn(watch(
-        config.rpc_url.clone(),
-        store.clone(),
-        node_id,
-        wake.clone(),
-    ));
+    tokio::spawn(watch(chain, store.clone(), node_id, wake.clone()));
     work(engine, store, wake).await;
     Ok(())
 }

@@ -1,105 +1,48 @@
-//! The provision engine: runs one job at a time from the persistent queue. Before anything runs it
-//! checks that the contract is for this node, that the deployment hashes to the contract's hash, that
-//! its signatures meet its requirement, and that its secrets open with this node's key. Then it
-//! installs workloads in type order (removals in reverse), refuses what would over-commit memory or
-//! disk with a message naming the resource, and reports each workload's state and the resources the
-//! contract uses.
+//! The provision engine: runs one job from the persistent queue and says what the contract's record
+//! becomes and what the node owes the chain about it. Before anything runs it checks that the
+//! contract is for this node, that the deployment hashes to the contract's hash, that its signatures
+//! meet its requirement, and that its secrets open with this node's key. Then [`plan`] orders the
+//! steps (and refuses what would over-commit the node) and [`execute`] carries them out through each
+//! workload type's [`Primitive`](crate::primitives::Primitive). The engine reports nothing itself:
+//! the worker records the job's effect and the report it owes in one transaction, and sends the
+//! report until the chain has it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use std::path::PathBuf;
-
-use anyhow::{Context, Result, bail};
-use tfchain_client::Client;
+use anyhow::{Context, Result};
 use tfchain_client::api::TfchainApiClient;
-use tfchain_runtime::Call;
-use tfchain_runtime::smart_contract::Call as ScCall;
-use tfchain_runtime::types::{
-    ContractData, ContractResources, ContractState, PublicConfig, Resources,
-};
+use tfchain_runtime::types::{ContractData, NodeContract, Resources};
 use tfgrid_types::deployment::{
-    Capacity, Deployment, ResultData, ResultState, Secret, Workload, WorkloadData, WorkloadResult,
+    Deployment, ResultData, ResultState, Workload, WorkloadData, WorkloadResult,
 };
 use tfgrid_types::{AccountId, Keypair, NodeId, TwinId};
 
-use crate::images::Images;
-use crate::primitives::{
-    self, MachineNet, Machines, gateway::Gateway, network::Networks, volume::Volumes,
-    zdb::ZdbServer,
-};
-use crate::store::{Job, Local, Store};
-
-/// How long a report may take to be included.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::chain::ChainSession;
+use crate::plan::{Room, Step, plan, running_capacity};
+use crate::primitives::{self, NodePrimitives, Primitives, Target, now_s};
+use crate::store::{Job, Local, Report, Store};
 
 #[derive(Debug)]
 pub struct Engine {
-    pub rpc_url: String,
+    pub chain: Arc<ChainSession>,
     pub key: Keypair,
     pub node_id: NodeId,
     pub total: Resources,
-    pub zdb: ZdbServer,
-    pub machines: Machines,
+    pub primitives: NodePrimitives,
     /// Why containers cannot run on this node, if they cannot (no runtime, not root).
     pub containers_unavailable: Option<String>,
-    /// Why VMs cannot run on this node, if they cannot (no QEMU, not root).
-    pub vms_unavailable: Option<String>,
     /// The node's interface on the farm's public network, for `ip` workloads.
     pub public_iface: Option<String>,
-    pub images: Images,
-    pub volumes: Volumes,
-    pub networks: Networks,
-    pub gateway: Gateway,
-    /// How many deployments use each network (`<twin>-<name>`), counted at each job.
-    pub network_users: BTreeMap<String, usize>,
-    /// The other contracts' records, read at the start of each job.
-    pub store_locals: Vec<Local>,
 }
 
-/// Every address of this node's network namespace.
-fn own_addresses() -> Vec<std::net::IpAddr> {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "addr", "show"])
-        .output();
-    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    text.unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            words.find(|w| *w == "inet" || *w == "inet6")?;
-            words.next()?.split('/').next()?.parse().ok()
-        })
-        .collect()
-}
-
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-}
-
-/// The contract's reserved public IPs, as the chain assigned them.
-fn public_ips(nc: &tfchain_runtime::types::NodeContract) -> Vec<(String, String)> {
-    nc.public_ips_list
-        .iter()
-        .map(|p| (p.ip.clone(), p.gateway.clone()))
-        .collect()
-}
-
-/// The public IP of `ip` workload `name`: the n-th reserved IP for the n-th IPv4 `ip` workload.
-fn public_ip(local: &Local, name: &str) -> Result<(String, String)> {
-    let index = local
-        .deployment
-        .workloads
-        .iter()
-        .filter(|w| matches!(&w.data, WorkloadData::Ip(ip) if ip.v4))
-        .position(|w| w.name == name)
-        .with_context(|| format!("{name:?} is not an ip workload with v4 of the deployment"))?;
-    local.public_ips.get(index).cloned().with_context(|| {
-        format!("the contract reserved no public IP for {name:?} (its farm has none free?)")
-    })
+/// What a job leaves: the contract's record (`None`: nothing runs for it) and the report it owes
+/// the chain (`None`: nothing new to say).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub local: Option<Local>,
+    pub report: Option<Report>,
 }
 
 fn result(name: &str, state: ResultState, message: String, data: ResultData) -> WorkloadResult {
@@ -112,142 +55,217 @@ fn result(name: &str, state: ResultState, message: String, data: ResultData) -> 
     }
 }
 
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1024.0 * 1024.0 * 1024.0))
+/// Every workload of `deployment` in error with `message`.
+fn all_failed(deployment: &Deployment, message: &str) -> Vec<WorkloadResult> {
+    let failed = |w: &Workload| {
+        result(
+            &w.name,
+            ResultState::Error,
+            message.into(),
+            ResultData::None,
+        )
+    };
+    deployment.workloads.iter().map(failed).collect()
 }
 
-/// Capacity of the workloads that run (ok or paused).
-fn running_capacity(local: &Local) -> Capacity {
-    local
-        .deployment
-        .workloads
+/// The report a record owes: its workloads' results and what runs of it.
+pub fn report_of(local: &Local) -> Report {
+    let cap = running_capacity(local);
+    Report {
+        contract_id: local.contract_id,
+        version: local.deployment.version,
+        results: local.results.clone(),
+        used: Resources {
+            cru: cap.cru,
+            mru: cap.mru,
+            sru: cap.sru,
+            hru: cap.hru,
+        },
+    }
+}
+
+/// The contract's reserved public IPs, as the chain assigned them.
+fn public_ips(nc: &NodeContract) -> Vec<(String, String)> {
+    nc.public_ips_list
         .iter()
-        .filter(|w| {
-            local.results.iter().any(|r| {
-                r.name == w.name && matches!(r.state, ResultState::Ok | ResultState::Paused)
-            })
-        })
-        .fold(Capacity::default(), |acc, w| acc + w.data.capacity())
+        .map(|p| (p.ip.clone(), p.gateway.clone()))
+        .collect()
+}
+
+/// Carries out `steps` at `at` through `primitives`; returns each wanted workload's result. `old`
+/// is what ran before. A removal that fails stops the job (it runs again); an install that fails
+/// is that workload's error, and the rest goes on.
+pub async fn execute(
+    steps: &[Step<'_>],
+    at: Target<'_>,
+    old: Option<&Local>,
+    primitives: &mut dyn Primitives,
+) -> Result<Vec<WorkloadResult>> {
+    let mut results = Vec::new();
+    for step in steps {
+        match step {
+            Step::Remove(w) => {
+                if let Some(p) = primitives.of(&w.data) {
+                    p.remove(at, w)
+                        .await
+                        .with_context(|| format!("removing {}", w.name))?;
+                }
+            }
+            Step::Keep(_, r) => results.push(r.clone()),
+            Step::Refuse(w, why) => results.push(result(
+                &w.name,
+                ResultState::Error,
+                why.clone(),
+                ResultData::None,
+            )),
+            Step::Install(w) => {
+                let installed = match primitives.of(&w.data) {
+                    Some(p) => p.install(at, w).await,
+                    None => Err(anyhow::anyhow!("no primitive for {}", w.data.type_name())),
+                };
+                results.push(match installed {
+                    Ok(data) => result(&w.name, ResultState::Ok, String::new(), data),
+                    Err(e) => result(
+                        &w.name,
+                        ResultState::Error,
+                        failure(old, w, &e),
+                        ResultData::None,
+                    ),
+                });
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// What a failed install says: for a machine that ran before, that it is down now (a failed
+/// machine is removed, its previous version with it).
+fn failure(old: Option<&Local>, w: &Workload, e: &anyhow::Error) -> String {
+    let ran = old.is_some_and(|o| {
+        o.results
+            .iter()
+            .any(|r| r.name == w.name && matches!(r.state, ResultState::Ok | ResultState::Paused))
+    });
+    match (&w.data, ran) {
+        (WorkloadData::Zmachine(_), true) => format!(
+            "the update failed and the machine is down (its previous version was stopped): {e:#}"
+        ),
+        _ => format!("{e:#}"),
+    }
 }
 
 impl Engine {
-    async fn client(&self) -> Result<Client> {
-        Ok(Client::connect(&self.rpc_url).await?)
-    }
-
-    /// Runs a job; returns what the contract's local record becomes (`None`: removed).
-    pub async fn run(&mut self, store: &Store, job: Job) -> Result<Option<Local>> {
+    /// Runs a job.
+    pub async fn run(&mut self, store: &Store, job: Job) -> Result<Outcome> {
         let old = store.local(job.contract())?;
-        self.store_locals = store
+        let others: Vec<Local> = store
             .locals()?
             .into_iter()
             .filter(|l| l.contract_id != job.contract())
             .collect();
-        self.network_users.clear();
-        for l in self.store_locals.iter().chain(old.as_ref()) {
-            for w in &l.deployment.workloads {
-                if let WorkloadData::Network(_) = w.data {
-                    *self
-                        .network_users
-                        .entry(format!("{}-{}", l.twin_id, w.name))
-                        .or_default() += 1;
-                }
-            }
-        }
         match job {
-            Job::Deploy(id) => self.deploy(store, id, old).await,
+            Job::Deploy(id) => self.deploy(id, old, &others).await,
             Job::Remove(_) => {
-                if let Some(old) = old {
-                    self.remove_all(&old).await?;
+                if let Some(old) = &old {
+                    self.remove_all(old, &others).await?;
                 }
-                Ok(None)
+                Ok(Outcome::default())
             }
             Job::Names(_) => {
                 let Some(mut local) = old else {
-                    return Ok(None);
+                    return Ok(Outcome::default());
                 };
-                let client = self.client().await?;
-                if self.check_names(&client, &mut local).await? {
-                    store.put_local(&local)?;
-                    self.report(&client, &local).await?;
-                }
-                Ok(Some(local))
+                let stopped = self
+                    .primitives
+                    .gateway
+                    .check_names(&self.chain, &mut local)
+                    .await?;
+                let report = stopped.then(|| report_of(&local));
+                Ok(Outcome {
+                    local: Some(local),
+                    report,
+                })
             }
             Job::Pause(_) | Job::Resume(_) => {
                 let Some(mut local) = old else {
-                    return Ok(None);
+                    return Ok(Outcome::default());
                 };
-                let pause = matches!(job, Job::Pause(_));
-                self.set_paused(&mut local, pause).await?;
-                self.report(&self.client().await?, &local).await?;
-                Ok(Some(local))
-            }
-        }
-    }
-
-    async fn remove_all(&mut self, local: &Local) -> Result<()> {
-        let mut workloads = local.deployment.workloads.clone();
-        workloads.sort_by_key(|w| std::cmp::Reverse(w.data.install_rank()));
-        for w in &workloads {
-            self.uninstall(local, w).await?;
-        }
-        Ok(())
-    }
-
-    async fn uninstall(&mut self, local: &Local, w: &Workload) -> Result<()> {
-        let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
-        match w.data {
-            WorkloadData::Zdb(_) => self.zdb.remove(&id).await?,
-            WorkloadData::Zmachine(_) => {
-                let (machines, networks) = (self.machines.clone(), self.networks.clone());
-                tokio::task::spawn_blocking(move || {
-                    machines.of(&id).remove(&id)?;
-                    networks.detach(&id)
+                self.set_paused(&mut local, &others, matches!(job, Job::Pause(_)))
+                    .await?;
+                Ok(Outcome {
+                    report: Some(report_of(&local)),
+                    local: Some(local),
                 })
-                .await??;
             }
-            WorkloadData::Network(_) => {
-                let network_id = format!("{}-{}", local.twin_id, w.name);
-                let store_shared = self.network_users.get(&network_id).copied().unwrap_or(0);
-                if store_shared <= 1 {
-                    self.networks.remove(&network_id)?;
-                }
-            }
-            WorkloadData::Zmount(_) | WorkloadData::Volume(_) => {
-                let volumes = self.volumes.clone();
-                tokio::task::spawn_blocking(move || volumes.remove(&id)).await??;
-            }
-            WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
-                self.gateway.remove(&id)?
-            }
-            _ => {}
         }
+    }
+
+    /// The report a failing job of `contract_id` owes: the contract's current deployment, every
+    /// workload in error with what went wrong. `None` when the chain cannot be asked.
+    pub async fn failure_report(
+        &self,
+        store: &Store,
+        contract_id: u64,
+        error: &str,
+    ) -> Option<Report> {
+        let client = self.chain.client().await.ok()?;
+        let view = client.rpc().contract(contract_id).await.ok()??;
+        let ContractData::NodeContract(nc) = &view.contract.contract_type else {
+            return None;
+        };
+        if nc.node_id != self.node_id {
+            return None;
+        }
+        let still = store.local(contract_id).ok().flatten();
+        let used = still
+            .as_ref()
+            .map(report_of)
+            .map(|r| r.used)
+            .unwrap_or_default();
+        let message =
+            format!("the node could not apply this deployment and will try again: {error}");
+        Some(Report {
+            contract_id,
+            version: nc.deployment.version,
+            results: all_failed(&nc.deployment, &message),
+            used,
+        })
+    }
+
+    /// Removes every workload of `local`, in reverse type order.
+    async fn remove_all(&mut self, local: &Local, others: &[Local]) -> Result<()> {
+        let mut workloads: Vec<&Workload> = local.deployment.workloads.iter().collect();
+        workloads.sort_by_key(|w| std::cmp::Reverse(w.data.install_rank()));
+        let steps: Vec<Step> = workloads.into_iter().map(Step::Remove).collect();
+        let at = Target {
+            local,
+            others,
+            chain: &self.chain,
+        };
+        execute(&steps, at, Some(local), &mut self.primitives).await?;
         Ok(())
     }
 
-    async fn set_paused(&mut self, local: &mut Local, pause: bool) -> Result<()> {
-        for w in &local.deployment.workloads {
+    async fn set_paused(&mut self, local: &mut Local, others: &[Local], pause: bool) -> Result<()> {
+        let record = local.clone();
+        let at = Target {
+            local: &record,
+            others,
+            chain: &self.chain,
+        };
+        for w in &record.deployment.workloads {
             let Some(r) = local.results.iter_mut().find(|r| r.name == w.name) else {
                 continue;
             };
             if !matches!(r.state, ResultState::Ok | ResultState::Paused) {
                 continue;
             }
-            let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
-            match w.data {
-                WorkloadData::Zdb(_) => self.zdb.lock(&id, pause).await?,
-                WorkloadData::Zmachine(_) => {
-                    tokio::task::block_in_place(|| self.machines.of(&id).pause(&id, pause))?
-                }
-                WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
-                    self.gateway.set_paused(&id, pause)?
-                }
-                _ => {}
+            if let Some(p) = self.primitives.of(&w.data) {
+                p.pause(at, w, pause).await?;
             }
-            r.state = if pause {
-                ResultState::Paused
-            } else {
-                ResultState::Ok
+            r.state = match pause {
+                true => ResultState::Paused,
+                false => ResultState::Ok,
             };
             r.created = now_s();
         }
@@ -255,16 +273,12 @@ impl Engine {
         Ok(())
     }
 
-    async fn accounts(
-        client: &Client,
-        deployments: &[&Deployment],
-    ) -> Result<BTreeMap<TwinId, AccountId>> {
+    async fn accounts(&self, deployment: &Deployment) -> Result<BTreeMap<TwinId, AccountId>> {
+        let client = self.chain.client().await?;
         let mut accounts = BTreeMap::new();
-        for d in deployments {
-            for request in &d.signature_requirement.requests {
-                if let Some(twin) = client.rpc().twin(request.twin_id).await? {
-                    accounts.insert(request.twin_id, twin.account_id);
-                }
+        for request in &deployment.signature_requirement.requests {
+            if let Some(twin) = client.rpc().twin(request.twin_id).await? {
+                accounts.insert(request.twin_id, twin.account_id);
             }
         }
         Ok(accounts)
@@ -272,21 +286,24 @@ impl Engine {
 
     async fn deploy(
         &mut self,
-        store: &Store,
         contract_id: u64,
         old: Option<Local>,
-    ) -> Result<Option<Local>> {
+        others: &[Local],
+    ) -> Result<Outcome> {
         let started = std::time::Instant::now();
-        let client = self.client().await?;
+        let client = self.chain.client().await?;
         let Some(view) = client.rpc().contract(contract_id).await? else {
             // The contract ended before we got to it.
             if let Some(old) = &old {
-                self.remove_all(old).await?;
+                self.remove_all(old, others).await?;
             }
-            return Ok(None);
+            return Ok(Outcome::default());
         };
         let ContractData::NodeContract(nc) = &view.contract.contract_type else {
-            return Ok(old);
+            return Ok(Outcome {
+                local: old,
+                report: None,
+            });
         };
         if nc.node_id != self.node_id {
             tracing::warn!(
@@ -294,570 +311,100 @@ impl Engine {
                 node = nc.node_id,
                 "contract is for another node"
             );
-            return Ok(old);
+            return Ok(Outcome {
+                local: old,
+                report: None,
+            });
         }
         if old.as_ref().is_some_and(|o| o.hash == nc.deployment_hash) {
-            return Ok(old);
+            return Ok(Outcome {
+                local: old,
+                report: None,
+            });
         }
-        let twin_id = view.contract.twin_id;
         let deployment = &nc.deployment;
-        let accounts = Self::accounts(&client, &[deployment]).await?;
-        let problem = if deployment.hash() != nc.deployment_hash {
-            Some(format!(
+        let accounts = self.accounts(deployment).await?;
+        let opened = if deployment.hash() != nc.deployment_hash {
+            Err(format!(
                 "refused: the deployment hashes to {}, the contract holds {}",
                 deployment.hash(),
                 nc.deployment_hash
             ))
         } else if let Err(e) = deployment.verify_signatures(|t| accounts.get(&t).copied()) {
-            Some(format!("refused: {e}"))
+            Err(format!("refused: {e}"))
         } else {
-            None
+            deployment
+                .open_secrets(&self.key)
+                .map_err(|e| format!("refused: {e}"))
         };
-        let opened = match problem {
-            Some(_) => None,
-            None => match deployment.open_secrets(&self.key) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    return self
-                        .refuse(
-                            &client,
-                            contract_id,
-                            twin_id,
-                            nc,
-                            old,
-                            format!("refused: {e}"),
-                        )
-                        .await;
-                }
-            },
-        };
-        let Some(opened) = opened else {
-            return self
-                .refuse(
-                    &client,
-                    contract_id,
-                    twin_id,
-                    nc,
-                    old,
-                    problem.expect("set"),
-                )
-                .await;
-        };
-
-        let others: Capacity = store
-            .locals()?
-            .iter()
-            .filter(|l| l.contract_id != contract_id)
-            .fold(Capacity::default(), |acc, l| acc + running_capacity(l));
-        let mut used = others;
         let mut local = Local {
             contract_id,
-            twin_id,
+            twin_id: view.contract.twin_id,
             hash: nc.deployment_hash,
             deployment: deployment.clone(),
             results: Vec::new(),
             paused: old.as_ref().is_some_and(|o| o.paused),
             public_ips: public_ips(nc),
         };
-        // Removals first, in reverse type order.
-        if let Some(old) = &old {
-            let mut gone: Vec<&Workload> = old
-                .deployment
-                .workloads
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(message) => return Ok(refuse(local, old, message)),
+        };
+        let room = Room {
+            total: self.total,
+            others: others
                 .iter()
-                .filter(|w| deployment.workload(&w.name).is_none())
-                .collect();
-            gone.sort_by_key(|w| std::cmp::Reverse(w.data.install_rank()));
-            for w in gone {
-                self.uninstall(old, w).await?;
-            }
-        }
-        let mut order: Vec<&Workload> = opened.workloads.iter().collect();
-        order.sort_by_key(|w| w.data.install_rank());
-        for w in order {
-            let previous = old.as_ref().and_then(|o| {
-                let r = o.results.iter().find(|r| r.name == w.name)?;
-                let sealed = deployment.workload(&w.name)?;
-                (o.deployment.workload(&w.name) == Some(sealed)
-                    && matches!(r.state, ResultState::Ok | ResultState::Paused))
-                .then(|| r.clone())
-            });
-            let result = match previous {
-                Some(unchanged) => {
-                    used = used + w.data.capacity();
-                    unchanged
-                }
-                None => self.install(&client, &local, w, &mut used).await,
-            };
-            local.results.push(result);
-        }
+                .fold(Default::default(), |acc, l| acc + running_capacity(l)),
+        };
+        let (containers, public_iface) = (
+            self.containers_unavailable.clone(),
+            self.public_iface.clone(),
+        );
+        let steps = plan(old.as_ref(), deployment, &opened, room, |w| {
+            primitives::unsupported(w, containers.as_deref(), public_iface.as_deref())
+        });
+        let record = local.clone();
+        let at = Target {
+            local: &record,
+            others,
+            chain: &self.chain,
+        };
+        local.results = execute(&steps, at, old.as_ref(), &mut self.primitives).await?;
         if local.paused {
-            self.set_paused(&mut local, true).await?;
+            self.set_paused(&mut local, others, true).await?;
         }
         tracing::info!(
             contract_id,
             provision_ms = started.elapsed().as_millis() as u64,
             "provisioned"
         );
-        // Record what runs before waiting on the chain for the report: an agent stopped in
-        // between leaves nothing that a teardown or a restart does not know of.
-        store.put_local(&local)?;
-        self.report(&client, &local).await?;
-        Ok(Some(local))
-    }
-
-    /// Records a refused deployment: every workload in error with the reason; what ran before stays.
-    async fn refuse(
-        &mut self,
-        client: &Client,
-        contract_id: u64,
-        twin_id: TwinId,
-        nc: &tfchain_runtime::types::NodeContract,
-        old: Option<Local>,
-        message: String,
-    ) -> Result<Option<Local>> {
-        tracing::warn!(contract_id, %message, "deployment refused");
-        let results = nc
-            .deployment
-            .workloads
-            .iter()
-            .map(|w| {
-                result(
-                    &w.name,
-                    ResultState::Error,
-                    message.clone(),
-                    ResultData::None,
-                )
-            })
-            .collect();
-        let local = Local {
-            contract_id,
-            twin_id,
-            hash: nc.deployment_hash,
-            deployment: nc.deployment.clone(),
-            results,
-            paused: false,
-            public_ips: public_ips(nc),
-        };
-        self.report(client, &local).await?;
-        // Keep the old record (what still runs) if there was one, so a later good update diffs against it.
-        Ok(old.or(Some(local)))
-    }
-
-    /// Installs one workload (secrets open) and says how it went.
-    async fn install(
-        &mut self,
-        client: &Client,
-        local: &Local,
-        w: &Workload,
-        used: &mut Capacity,
-    ) -> WorkloadResult {
-        if let Some(message) = primitives::unsupported(
-            w,
-            self.containers_unavailable.as_deref(),
-            self.public_iface.as_deref(),
-        ) {
-            return result(&w.name, ResultState::Error, message, ResultData::None);
-        }
-        let need = w.data.capacity();
-        let total = self.total;
-        // The same free capacity the explorer offers, so a node it offers does not refuse.
-        let free = tfgrid_types::capacity::free(
-            total.mru, total.sru, total.hru, used.mru, used.sru, used.hru,
-        );
-        let checks = [
-            ("memory", need.mru, free.mru, total.mru),
-            ("SSD", need.sru, free.sru, total.sru),
-            ("HDD", need.hru, free.hru, total.hru),
-        ];
-        for (what, need, free, total) in checks {
-            if need > free {
-                let message = format!(
-                    "not enough {what}: the workload needs {}, the node has {} free of {}",
-                    gib(need),
-                    gib(free),
-                    gib(total)
-                );
-                return result(&w.name, ResultState::Error, message, ResultData::None);
-            }
-        }
-        let namespace = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
-        let outcome = match &w.data {
-            WorkloadData::Zdb(z) => {
-                let password = match &z.password {
-                    Secret::Plain(p) => p.clone(),
-                    Secret::Sealed(_) => String::new(),
-                };
-                self.zdb
-                    .apply(&namespace, z, &password)
-                    .await
-                    .map(|port| ResultData::Zdb {
-                        namespace: namespace.clone(),
-                        ips: vec![self.zdb.host.clone()],
-                        port,
-                    })
-            }
-            WorkloadData::Zmount(tfgrid_types::deployment::Zmount { size })
-            | WorkloadData::Volume(tfgrid_types::deployment::Volume { size }) => {
-                let (volumes, id, size) = (self.volumes.clone(), namespace.clone(), *size);
-                let made = tokio::task::spawn_blocking(move || volumes.ensure(&id, size))
-                    .await
-                    .context("the volume task");
-                match (made, &w.data) {
-                    (Ok(Ok(_)), WorkloadData::Zmount(_)) => Ok(ResultData::Zmount {
-                        volume_id: namespace.clone(),
-                    }),
-                    (Ok(Ok(_)), _) => Ok(ResultData::Volume {
-                        id: namespace.clone(),
-                    }),
-                    (Ok(Err(e)), _) | (Err(e), _) => Err(e),
-                }
-            }
-            WorkloadData::Ip(_) => public_ip(local, &w.name).map(|(ip, gateway)| ResultData::Ip {
-                ip,
-                ip6: String::new(),
-                gateway,
-            }),
-            WorkloadData::Network(n) => {
-                let network_id = format!("{}-{}", local.twin_id, w.name);
-                self.networks
-                    .ensure(&network_id, &n.subnet)
-                    .map(|()| ResultData::None)
-            }
-            WorkloadData::Zmachine(m) => {
-                let joined = self.machine_net(local, &namespace, m);
-                let public = match m.network.public_ip.as_str() {
-                    "" => Ok(None),
-                    name => public_ip(local, name).and_then(|(cidr, gateway)| {
-                        let iface = self.public_iface.clone().context("no public interface")?;
-                        Ok(Some((iface, cidr, gateway)))
-                    }),
-                };
-                let mounts = self.mounts(local, m);
-                let unavailable = (
-                    self.containers_unavailable.clone(),
-                    self.vms_unavailable.clone(),
-                );
-                let (images, machines, networks, machine, id, name) = (
-                    self.images.clone(),
-                    self.machines.clone(),
-                    self.networks.clone(),
-                    m.clone(),
-                    namespace.clone(),
-                    w.name.clone(),
-                );
-                let ip = machine.network.interfaces[0].ip.clone();
-                let started = tokio::task::spawn_blocking(move || {
-                    let (mounts, public) = (mounts?, public?);
-                    let (network_id, subnet, net) = joined?;
-                    let root = images.root(&machine.flist, &machine.flist_hash)?;
-                    let runtime = machines.for_image(&root);
-                    // An image that changed kind: the machine of the other kind goes first.
-                    let before = machines.of(&id);
-                    if before.kind() != runtime.kind() {
-                        before.remove(&id)?;
-                    }
-                    let vm = runtime.kind() == "VM";
-                    let why = if vm { unavailable.1 } else { unavailable.0 };
-                    if let Some(why) = why {
-                        bail!("this node cannot run a {}: {why}", runtime.kind());
-                    }
-                    if vm && public.is_some() {
-                        bail!("public IPs on VMs are not supported yet");
-                    }
-                    let ip = net.cidr.split('/').next().unwrap_or_default();
-                    networks.attach(&id, &network_id, &subnet, ip)?;
-                    if vm {
-                        networks.bridge_vm(&id)?;
-                    }
-                    if let Some((iface, cidr, gateway)) = public {
-                        networks.attach_public(&id, &iface, &cidr, &gateway)?;
-                    }
-                    runtime.start(&id, &name, &machine, &root, &mounts, &net)
-                })
-                .await
-                .context("the machine task");
-                match started {
-                    Ok(Ok(())) => Ok(ResultData::Zmachine {
-                        id: namespace.clone(),
-                        ip,
-                    }),
-                    Ok(Err(e)) | Err(e) => {
-                        tokio::task::block_in_place(|| {
-                            let _ = self.machines.of(&namespace).remove(&namespace);
-                            let _ = self.networks.detach(&namespace);
-                        });
-                        Err(e)
-                    }
-                }
-            }
-            WorkloadData::GatewayNameProxy(g) => {
-                let fqdn = self.name_fqdn(client, local, &g.name).await;
-                let served = match fqdn {
-                    Ok(fqdn) => self
-                        .serve(client, local, &namespace, &fqdn, g)
-                        .await
-                        .map(|()| ResultData::GatewayNameProxy { fqdn }),
-                    Err(e) => Err(e),
-                };
-                if served.is_err() {
-                    // What an earlier version of it served must not stay served.
-                    let _ = self.gateway.remove(&namespace);
-                }
-                served
-            }
-            WorkloadData::GatewayFqdnProxy(g) => {
-                let proxy = tfgrid_types::deployment::GatewayNameProxy {
-                    name: String::new(),
-                    tls_passthrough: g.tls_passthrough,
-                    backends: g.backends.clone(),
-                    network: g.network.clone(),
-                };
-                let served = self
-                    .serve(
-                        client,
-                        local,
-                        &namespace,
-                        &g.fqdn.to_ascii_lowercase(),
-                        &proxy,
-                    )
-                    .await
-                    .map(|()| ResultData::None);
-                if served.is_err() {
-                    let _ = self.gateway.remove(&namespace);
-                }
-                served
-            }
-            _ => unreachable!("unsupported types return above"),
-        };
-        match outcome {
-            Ok(data) => {
-                *used = *used + need;
-                result(&w.name, ResultState::Ok, String::new(), data)
-            }
-            Err(e) => result(
-                &w.name,
-                ResultState::Error,
-                format!("{e:#}"),
-                ResultData::None,
-            ),
-        }
-    }
-
-    /// Stops serving the gateway names whose name contract the deployment's twin no longer holds,
-    /// putting their workloads in error with the reason; returns whether any was stopped.
-    async fn check_names(&mut self, client: &Client, local: &mut Local) -> Result<bool> {
-        let mut stopped = false;
-        for w in &local.deployment.workloads {
-            let WorkloadData::GatewayNameProxy(g) = &w.data else {
-                continue;
-            };
-            let Some(r) = local.results.iter_mut().find(|r| r.name == w.name) else {
-                continue;
-            };
-            if !matches!(r.state, ResultState::Ok | ResultState::Paused) {
-                continue;
-            }
-            let held = client.rpc().contract_by_name(g.name.clone()).await?;
-            let lost = match held {
-                None => "has ended".to_owned(),
-                Some(c) if c.twin_id != local.twin_id => format!("belongs to twin {}", c.twin_id),
-                Some(_) => continue,
-            };
-            let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
-            self.gateway.remove(&id)?;
-            tracing::warn!(workload = %id, "the name contract of {:?} {lost}: not served", g.name);
-            *r = result(
-                &w.name,
-                ResultState::Error,
-                format!(
-                    "the name contract of {:?} {lost}: the name is no longer served",
-                    g.name
-                ),
-                ResultData::None,
-            );
-            stopped = true;
-        }
-        Ok(stopped)
-    }
-
-    /// This node's public config, as its farmer set it on the chain.
-    async fn public_config(&self, client: &Client) -> Result<PublicConfig> {
-        let node = client
-            .rpc()
-            .node(self.node_id)
-            .await?
-            .context("this node is not on the chain")?;
-        node.node.public_config.context(
-            "this node is not a gateway: it has no public config (its farmer sets one with \
-             `tfgrid node public-config`)",
-        )
-    }
-
-    /// `<name>.<domain>` for a gateway name the deployment's twin holds a name contract for.
-    async fn name_fqdn(&self, client: &Client, local: &Local, name: &str) -> Result<String> {
-        let config = self.public_config(client).await?;
-        let domain = config
-            .domain
-            .context("this node is not a gateway for names: its public config has no domain")?;
-        let contract = client.rpc().contract_by_name(name.to_owned()).await?;
-        match contract {
-            None => bail!(
-                "the name {name:?} has no name contract: create one first (tfgrid contract name {name})"
-            ),
-            Some(c) if c.twin_id != local.twin_id => {
-                bail!("the name {name:?} belongs to twin {}", c.twin_id)
-            }
-            Some(c)
-                if !matches!(
-                    c.state,
-                    ContractState::Created | ContractState::GracePeriod { .. }
-                ) =>
-            {
-                bail!("the name contract of {name:?} has ended")
-            }
-            Some(_) => Ok(format!(
-                "{}.{}",
-                name.to_ascii_lowercase(),
-                domain.to_ascii_lowercase()
-            )),
-        }
-    }
-
-    /// Serves `fqdn` for workload `id` with the gateway's backends, on the node's public address.
-    async fn serve(
-        &mut self,
-        client: &Client,
-        local: &Local,
-        id: &str,
-        fqdn: &str,
-        g: &tfgrid_types::deployment::GatewayNameProxy,
-    ) -> Result<()> {
-        let config = self.public_config(client).await?;
-        if g.name.is_empty()
-            && let Some(domain) = config.domain.as_ref().map(|d| d.to_ascii_lowercase())
-            && (fqdn == domain || fqdn.ends_with(&format!(".{domain}")))
-        {
-            bail!("{fqdn} is under this gateway's domain {domain}: use a gateway-name-proxy");
-        }
-        let netns = match &g.network {
-            None => None,
-            Some(network) => {
-                let ns = self
-                    .networks
-                    .namespace(&format!("{}-{network}", local.twin_id));
-                let path = PathBuf::from(format!("/var/run/netns/{ns}"));
-                if !path.exists() {
-                    bail!("network {network:?} is not deployed on this node");
-                }
-                Some(path)
-            }
-        };
-        let route = zgw::route::Route::new(fqdn, g.tls_passthrough, g.backends.clone(), netns);
-        route.check().map_err(anyhow::Error::msg)?;
-        // Backends outside a user network are dialled from the node itself: none may be the node.
-        let own = own_addresses();
-        for b in &g.backends {
-            let ip = route.backend_address(b).map_err(anyhow::Error::msg)?.ip();
-            let ip = match ip {
-                std::net::IpAddr::V6(v6) => v6
-                    .to_ipv4_mapped()
-                    .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-                v4 => v4,
-            };
-            let local = ip.is_unspecified()
-                || ip.is_loopback()
-                || ip.is_multicast()
-                || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_link_local())
-                || matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local());
-            if g.network.is_none() && (local || own.contains(&ip)) {
-                bail!(
-                    "backend {b:?} is this node itself, or only the node's own network reaches it"
-                );
-            }
-        }
-        let iface = self.public_iface.clone().context(
-            "this node has no interface on the farm's public network (zos --public-iface)",
-        )?;
-        self.gateway.apply(id, &route, &config.ip4.ip, &iface).await
-    }
-
-    /// Where machine `id` joins its network: the `network` workload of that name in this
-    /// deployment, or in another deployment of the same twin on this node. Returns the network's
-    /// id on the node, its subnet, and the machine's place in it.
-    fn machine_net(
-        &self,
-        local: &Local,
-        id: &str,
-        machine: &tfgrid_types::deployment::Zmachine,
-    ) -> Result<(String, String, MachineNet)> {
-        let iface = &machine.network.interfaces[0];
-        let network = |l: &Local| {
-            l.deployment.workloads.iter().find_map(|w| match &w.data {
-                WorkloadData::Network(n) if w.name == iface.network => Some(n.subnet.clone()),
-                _ => None,
-            })
-        };
-        let subnet = network(local).or_else(|| {
-            self.store_locals
-                .iter()
-                .filter(|l| l.twin_id == local.twin_id)
-                .find_map(network)
-        });
-        let subnet = subnet
-            .with_context(|| format!("network {:?} is not deployed on this node", iface.network))?;
-        let (gateway, len) = primitives::network::gateway(&subnet)?;
-        let net = MachineNet {
-            netns: self.networks.container_namespace(id),
-            cidr: format!("{}/{len}", iface.ip),
-            gateway: gateway.to_string(),
-        };
-        Ok((format!("{}-{}", local.twin_id, iface.network), subnet, net))
-    }
-
-    /// The volumes a machine mounts, as (host directory, mountpoint); each must be mounted already
-    /// (volumes install before machines).
-    fn mounts(
-        &self,
-        local: &Local,
-        machine: &tfgrid_types::deployment::Zmachine,
-    ) -> Result<Vec<(std::path::PathBuf, String)>> {
-        machine
-            .mounts
-            .iter()
-            .map(|mount| {
-                let path = self.volumes.path(&primitives::workload_id(
-                    local.twin_id,
-                    local.contract_id,
-                    &mount.name,
-                ));
-                if !primitives::volume::mounted(&path) {
-                    anyhow::bail!("the volume {:?} is not ready", mount.name);
-                }
-                Ok((path, mount.mountpoint.clone()))
-            })
-            .collect()
+        Ok(Outcome {
+            report: Some(report_of(&local)),
+            local: Some(local),
+        })
     }
 
     /// Starts the node's services again (its 0-db server, its gateway) if they serve workloads and
     /// are gone.
     pub async fn revive_services(&mut self) -> Result<()> {
-        self.zdb.revive().await?;
-        self.gateway.revive().await
+        self.primitives.zdb.revive().await?;
+        self.primitives.gateway.gateway.revive().await
     }
 
     /// Restarts the machines (containers and VMs) that should run but exited, at most once per
-    /// back-off delay each (doubling from 1 s to 1 min while they keep exiting).
+    /// back-off delay each (doubling from 1 s to 1 min while they keep exiting); records what it
+    /// did and the report it owes.
     pub async fn restart_exited(
         &mut self,
         store: &Store,
         backoff: &mut BTreeMap<String, (u32, std::time::Instant)>,
     ) -> Result<()> {
-        self.store_locals = store.locals()?;
-        for mut local in self.store_locals.clone() {
+        let locals = store.locals()?;
+        for (index, local) in locals.iter().enumerate() {
             if local.paused {
                 continue;
             }
+            let mut local = local.clone();
             let mut restarted = false;
             for w in &local.deployment.workloads.clone() {
                 let WorkloadData::Zmachine(_) = &w.data else {
@@ -868,7 +415,8 @@ impl Engine {
                     .iter()
                     .any(|r| r.name == w.name && r.state == ResultState::Ok);
                 let id = primitives::workload_id(local.twin_id, local.contract_id, &w.name);
-                let runtime = self.machines.of(&id);
+                let machines = &self.primitives.machines;
+                let runtime = machines.machines.of(&id);
                 // Status and restarts block (a VM's monitor, mounts, the runtimes).
                 let status = tokio::task::block_in_place(|| {
                     primitives::cap_log(&runtime.dir(&id).join("output.log"));
@@ -887,7 +435,15 @@ impl Engine {
                     continue;
                 }
                 tracing::warn!(machine = %id, restarts = tries + 1, "the machine exited: restarting it");
-                let started = tokio::task::block_in_place(|| self.restart_machine(&local, &w.name));
+                let others: Vec<Local> = locals
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != index)
+                    .map(|(_, l)| l.clone())
+                    .collect();
+                let started = tokio::task::block_in_place(|| {
+                    machines.restart(&self.key, &local, &others, &w.name)
+                });
                 let message = match started {
                     Ok(kind) => format!(
                         "the {kind} exited and was restarted ({} restarts)",
@@ -906,69 +462,171 @@ impl Engine {
                 backoff.insert(id, (tries + 1, std::time::Instant::now()));
             }
             if restarted {
-                store.put_local(&local)?;
-                self.report(&self.client().await?, &local).await?;
+                store.record(&local, &report_of(&local))?;
             }
         }
         Ok(())
     }
+}
 
-    /// Starts machine `name` of `local` again, under the runtime its image asks for (the other
-    /// kind's leftovers removed first); returns that runtime's kind.
-    fn restart_machine(&self, local: &Local, name: &str) -> Result<&'static str> {
-        let opened = local.deployment.open_secrets(&self.key)?;
-        let Some(WorkloadData::Zmachine(m)) = opened.workload(name).map(|w| w.data.clone()) else {
-            bail!("{name} is not a zmachine");
-        };
-        let id = primitives::workload_id(local.twin_id, local.contract_id, name);
-        let root = self.images.root(&m.flist, &m.flist_hash)?;
-        let runtime = self.machines.for_image(&root);
-        let before = self.machines.of(&id);
-        if before.kind() != runtime.kind() {
-            before.remove(&id)?;
-        }
-        let mounts = self.mounts(local, &m)?;
-        let (_, _, net) = self.machine_net(local, &id, &m)?;
-        runtime.start(&id, name, &m, &root, &mounts, &net)?;
-        Ok(runtime.kind())
+/// A refused deployment: every workload in error with the reason, reported; what ran before stays
+/// the record (so a later good update diffs against it).
+fn refuse(mut local: Local, old: Option<Local>, message: String) -> Outcome {
+    tracing::warn!(contract_id = local.contract_id, %message, "deployment refused");
+    local.results = all_failed(&local.deployment, &message);
+    local.paused = false;
+    let report = report_of(&local);
+    Outcome {
+        local: old.or(Some(local)),
+        report: Some(report),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primitives::{Op, Primitive};
+    use crate::store::{local_for_test, zdb_for_test};
+
+    /// A primitive that records what it was asked and fails installs of the names it is told to.
+    #[derive(Debug, Default)]
+    struct Fake {
+        calls: Vec<String>,
+        failing: Vec<String>,
     }
 
-    /// Reports the workloads' states and the resources the contract uses.
-    async fn report(&self, client: &Client, local: &Local) -> Result<()> {
-        let cap = running_capacity(local);
-        let used = Resources {
-            cru: cap.cru,
-            mru: cap.mru,
-            sru: cap.sru,
-            hru: cap.hru,
+    impl Primitive for Fake {
+        fn install<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ResultData> {
+            self.calls.push(format!("install {}", at.id(&w.name)));
+            let fails = self.failing.contains(&w.name);
+            Box::pin(async move {
+                match fails {
+                    true => Err(anyhow::anyhow!("{} broke", w.name)),
+                    false => Ok(ResultData::None),
+                }
+            })
+        }
+        fn remove<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ()> {
+            self.calls.push(format!("remove {}", at.id(&w.name)));
+            let fails = self.failing.contains(&w.name);
+            Box::pin(async move {
+                match fails {
+                    true => Err(anyhow::anyhow!("busy")),
+                    false => Ok(()),
+                }
+            })
+        }
+        fn pause<'a>(&'a mut self, _: Target<'a>, _: &'a Workload, _: bool) -> Op<'a, ()> {
+            primitives::nothing()
+        }
+    }
+
+    impl Primitives for Fake {
+        fn of(&mut self, _: &WorkloadData) -> Option<&mut dyn Primitive> {
+            Some(self)
+        }
+    }
+
+    fn zdb(name: &str) -> Workload {
+        zdb_for_test(name, 1, "pw")
+    }
+
+    #[tokio::test]
+    async fn a_failed_install_is_its_workloads_error_and_the_rest_goes_on() {
+        let local = local_for_test(vec![zdb("a"), zdb("b"), zdb("c")]);
+        let chain = ChainSession::new("ws://127.0.0.1:1", Keypair::from_uri("//Node").unwrap());
+        let at = Target {
+            local: &local,
+            others: &[],
+            chain: &chain,
         };
-        let state = ScCall::ReportDeploymentState {
-            contract_id: local.contract_id,
-            version: local.deployment.version,
-            workloads: local.results.clone(),
+        let steps: Vec<Step> = local
+            .deployment
+            .workloads
+            .iter()
+            .map(Step::Install)
+            .collect();
+        let mut fake = Fake {
+            failing: vec!["b".into()],
+            ..Fake::default()
         };
-        let hash = client
-            .submit(&self.key, Call::SmartContract(state))
-            .await
-            .context("reporting the deployment state")?;
-        let resources = ScCall::ReportContractResources {
-            resources: vec![ContractResources {
-                contract_id: local.contract_id,
-                used,
-            }],
+        let results = execute(&steps, at, None, &mut fake).await.unwrap();
+        assert_eq!(
+            fake.calls,
+            ["install 1-1-a", "install 1-1-b", "install 1-1-c"]
+        );
+        let states: Vec<_> = results
+            .iter()
+            .map(|r| (r.name.as_str(), r.state, r.message.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("a", ResultState::Ok, ""),
+                ("b", ResultState::Error, "b broke"),
+                ("c", ResultState::Ok, "")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_removal_stops_the_job_before_anything_is_installed() {
+        let old = local_for_test(vec![zdb("gone"), zdb("kept")]);
+        let new = local_for_test(vec![zdb("kept"), zdb("new")]);
+        let chain = ChainSession::new("ws://127.0.0.1:1", Keypair::from_uri("//Node").unwrap());
+        let at = Target {
+            local: &new,
+            others: &[],
+            chain: &chain,
         };
-        let second = client
-            .submit(&self.key, Call::SmartContract(resources))
+        let steps = plan(
+            Some(&old),
+            &new.deployment,
+            &new.deployment,
+            Room {
+                total: Resources {
+                    cru: 1,
+                    mru: 1 << 40,
+                    sru: 1 << 40,
+                    hru: 1 << 40,
+                },
+                others: Default::default(),
+            },
+            |_| None,
+        );
+        let mut fake = Fake {
+            failing: vec!["gone".into()],
+            ..Fake::default()
+        };
+        let error = execute(&steps, at, Some(&old), &mut fake)
             .await
-            .context("reporting used resources")?;
-        client
-            .wait(hash, REPORT_TIMEOUT)
-            .await
-            .context("the state report")?;
-        client
-            .wait(second, REPORT_TIMEOUT)
-            .await
-            .context("the resources report")?;
-        Ok(())
+            .unwrap_err();
+        assert_eq!(format!("{error:#}"), "removing gone: busy");
+        assert_eq!(fake.calls, ["remove 1-1-gone"]);
+    }
+
+    #[test]
+    fn a_machine_whose_update_failed_says_it_is_down() {
+        let mut old = local_for_test(vec![zdb("db")]);
+        old.results = vec![result(
+            "db",
+            ResultState::Ok,
+            String::new(),
+            ResultData::None,
+        )];
+        let e = anyhow::anyhow!("no entrypoint");
+        // A 0-db keeps serving its old namespace when an update fails: only the error is said.
+        assert_eq!(failure(Some(&old), &zdb("db"), &e), "no entrypoint");
+        let machine: Workload = serde_json::from_value(serde_json::json!({
+            "version": 0, "name": "db", "type": "zmachine", "data": {
+                "flist": "x", "network": { "interfaces": [{ "network": "n", "ip": "10.1.1.2" }] },
+                "compute_capacity": { "cpu": 1, "memory": 1 }, "entrypoint": "" }
+        }))
+        .unwrap();
+        assert_eq!(
+            failure(Some(&old), &machine, &e),
+            "the update failed and the machine is down (its previous version was stopped): no entrypoint"
+        );
+        assert_eq!(failure(None, &machine, &e), "no entrypoint");
     }
 }

@@ -24,3 +24,5 @@ pub const VM_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const VM_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A machine's console log (`output.log`) is emptied when it grows past this.
 pub const MACHINE_LOG_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// How long a report may take to be included.
+pub const REPORT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -8,15 +8,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use zos::agent::{self, Config};
+use zos::chain::ChainSession;
 use zos::engine::Engine;
 use zos::images::Images;
 use zos::primitives::container::Containers;
 use zos::primitives::gateway::Gateway;
-use zos::primitives::network::Networks;
+use zos::primitives::machine::MachinePrimitive;
+use zos::primitives::network::{Networks, PublicIps};
+use zos::primitives::proxy::GatewayPrimitive;
 use zos::primitives::vm::Vms;
 use zos::primitives::volume::Volumes;
 use zos::primitives::zdb::ZdbServer;
-use zos::primitives::{MachineRuntime, Machines};
+use zos::primitives::{MachineRuntime, Machines, NodePrimitives};
 use zos::store::Store;
 use zos::{capacity, identity, teardown};
 
@@ -106,7 +109,6 @@ async fn main() -> Result<()> {
     let networks = Networks::new(&args.data_dir);
     let config = Config {
         networks: networks.clone(),
-        rpc_url: args.chain.clone(),
         farm_id,
         capacity,
     };
@@ -125,23 +127,38 @@ async fn main() -> Result<()> {
         (Some(why), _) => tracing::warn!("features: zdb, gateways; no containers: {why}"),
     }
     let images = Images::new(args.data_dir.join("images"));
-    let (rpc_url, engine_key) = (args.chain, key.clone());
-    agent::run(config, key, store, move |node_id| Engine {
-        rpc_url,
-        key: engine_key,
-        node_id,
-        total: capacity,
-        zdb,
-        machines,
-        containers_unavailable,
-        vms_unavailable,
-        public_iface: args.public_iface,
-        images,
-        volumes,
-        networks,
-        gateway: Gateway::new(zgw_bin, args.data_dir.join("gateway")),
-        network_users: Default::default(),
-        store_locals: Vec::new(),
+    let chain = ChainSession::new(&args.chain, key.clone());
+    let gateway = Gateway::new(zgw_bin, args.data_dir.join("gateway"));
+    agent::run(config, chain.clone(), key.clone(), store, move |node_id| {
+        Engine {
+            chain,
+            key,
+            node_id,
+            total: capacity,
+            primitives: NodePrimitives {
+                zdb,
+                volumes: volumes.clone(),
+                networks: networks.clone(),
+                ips: PublicIps,
+                machines: MachinePrimitive {
+                    machines,
+                    networks: networks.clone(),
+                    images,
+                    volumes,
+                    public_iface: args.public_iface.clone(),
+                    containers_unavailable: containers_unavailable.clone(),
+                    vms_unavailable,
+                },
+                gateway: GatewayPrimitive {
+                    gateway,
+                    networks,
+                    public_iface: args.public_iface.clone(),
+                    node_id,
+                },
+            },
+            containers_unavailable,
+            public_iface: args.public_iface,
+        }
     })
     .await
 }

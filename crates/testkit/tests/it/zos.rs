@@ -856,3 +856,36 @@ async fn chain_and_nodes_in_network_namespaces() {
         .unwrap();
     assert_eq!(value, "over the lan");
 }
+
+/// A node whose report was lost (the chain killed after the node installed the deployment, before
+/// a block held the report) sends it again once the chain is back: an installed deployment is not
+/// left unreported because the node had already recorded it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_report_is_sent_again_after_a_chain_restart() {
+    // Long blocks: the report waits in the pool for a block when the chain is killed.
+    let mut grid = Grid::start(|spec| spec["block_time_ms"] = json!(3000)).await;
+    let home = grid.home.path().to_path_buf();
+    let data = tempfile::tempdir().unwrap();
+    let seed = Hash32::of("zos test", b"lost report").0;
+    let zos = grid
+        .add_node(1, seed, "cru=4,mru=8G,sru=100G,hru=50G", data.path())
+        .await;
+    ok(grid.cli(&["--key", "//Bob", "twin", "create"]));
+    let file = zdb_file(&home, "db", GIB, "pw");
+    ok(grid.cli(&["--key", "//Bob", "contract", "create", "--node", "1", &file]));
+    wait_for("the node to provision", Duration::from_secs(30), || async {
+        zos.log().contains("provisioned").then_some(())
+    })
+    .await;
+    grid.chain.kill9();
+    grid.chain.restart().await;
+    let client = grid.chain.client().await;
+    let result = reported(&client, 1, "db").await;
+    assert_eq!(
+        result.state,
+        ResultState::Ok,
+        "{}\n{}",
+        result.message,
+        zos.log()
+    );
+}

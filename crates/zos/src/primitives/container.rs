@@ -96,6 +96,9 @@ impl MachineRuntime for Containers {
         } else {
             vec!["/bin/sh".into(), "-c".into(), machine.entrypoint.clone()]
         };
+        if let Some(why) = missing_program(&rootfs, &args[0], machine.entrypoint.is_empty()) {
+            bail!("{why}");
+        }
         let caps = [
             "CAP_CHOWN",
             "CAP_DAC_OVERRIDE",
@@ -194,5 +197,42 @@ impl MachineRuntime for Containers {
     /// The directory holding a container's files (for its log and tests).
     fn dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
+    }
+}
+
+/// Why the container cannot start `program` from its root file system `rootfs`, if it cannot (a
+/// link is taken as there: it resolves inside the container). `init`: the machine gave no
+/// entrypoint, so the image's own init was to run.
+fn missing_program(rootfs: &Path, program: &str, init: bool) -> Option<String> {
+    let path = rootfs.join(program.trim_start_matches('/'));
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return None;
+    }
+    Some(match init {
+        true => format!(
+            "the machine has no entrypoint and its image has no {program} to start instead: give \
+             it an entrypoint (the command to run)"
+        ),
+        false => format!("the image has no {program} to run the entrypoint with"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_is_said_before_the_runtime_runs() {
+        let root = tempfile::tempdir().unwrap();
+        let message = missing_program(root.path(), "/sbin/init", true).unwrap();
+        assert!(message.contains("has no entrypoint"), "{message}");
+        let message = missing_program(root.path(), "/bin/sh", false).unwrap();
+        assert_eq!(
+            message,
+            "the image has no /bin/sh to run the entrypoint with"
+        );
+        std::fs::create_dir_all(root.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("busybox", root.path().join("bin/sh")).unwrap();
+        assert_eq!(missing_program(root.path(), "/bin/sh", false), None);
     }
 }

@@ -1,13 +1,17 @@
-//! Primitives: what turns a workload into something running on the node. This node runs `zdb`
-//! workloads, `zmachine`s as containers or VMs (behind [`MachineRuntime`], chosen by the image), the
-//! `zmount`s and `volume`s mounted into them, their private networks, public IPv4s (`ip`, on the
-//! node's public interface) and gateways (names and FQDNs, on its public config's address); the
-//! other types are refused with a message saying so, until their primitive exists. Also here: the
-//! helpers they share (running commands, starting the services the node runs beside the agent).
+//! Primitives: what turns a workload into something running on the node. Each workload type has one
+//! [`Primitive`] (install, remove, pause); [`NodePrimitives`] holds this node's and hands the engine
+//! the one for a workload. This node runs `zdb` workloads, `zmachine`s as containers or VMs (behind
+//! [`MachineRuntime`], chosen by the image), the `zmount`s and `volume`s mounted into them, their
+//! private networks, public IPv4s (`ip`, on the node's public interface) and gateways (names and
+//! FQDNs, on its public config's address); the other types are refused with a message saying so,
+//! until their primitive exists. Also here: the helpers they share (running commands, starting the
+//! services the node runs beside the agent).
 
 pub mod container;
 pub mod gateway;
+pub mod machine;
 pub mod network;
+pub mod proxy;
 pub mod rootfs;
 pub mod vm;
 pub mod volume;
@@ -18,8 +22,84 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tfgrid_types::deployment::{Workload, WorkloadData, Zmachine};
+use tfgrid_types::deployment::{ResultData, Workload, WorkloadData, Zmachine};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::chain::ChainSession;
+use crate::store::Local;
+
+/// What a primitive's operations return: a boxed future, so that primitives can be chosen at run
+/// time (`dyn Primitive`).
+pub type Op<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
+
+/// Where a workload goes: the contract's deployment as the node will run it (its results being
+/// made), the node's other deployments, and the chain (for what a primitive must read there).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub local: &'a Local,
+    pub others: &'a [Local],
+    pub chain: &'a ChainSession,
+}
+
+impl Target<'_> {
+    /// The id of workload `name` of this contract on the node.
+    pub fn id(&self, name: &str) -> String {
+        workload_id(self.local.twin_id, self.local.contract_id, name)
+    }
+}
+
+/// What one workload type does on the node. `install` creates the workload (secrets open) or
+/// updates it to `w`, and says what its result holds; `remove` takes it and what it used away;
+/// `pause` stops or resumes what it serves (a contract in its grace period).
+pub trait Primitive: Send {
+    fn install<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ResultData>;
+    fn remove<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ()>;
+    fn pause<'a>(&'a mut self, at: Target<'a>, w: &'a Workload, pause: bool) -> Op<'a, ()>;
+}
+
+/// The primitive of each workload type a node runs.
+pub trait Primitives: Send {
+    /// The primitive for workloads like `w`, if the node has one.
+    fn of(&mut self, w: &WorkloadData) -> Option<&mut dyn Primitive>;
+}
+
+/// This node's primitives.
+#[derive(Debug)]
+pub struct NodePrimitives {
+    pub zdb: zdb::ZdbServer,
+    pub volumes: volume::Volumes,
+    pub networks: network::Networks,
+    pub ips: network::PublicIps,
+    pub machines: machine::MachinePrimitive,
+    pub gateway: proxy::GatewayPrimitive,
+}
+
+impl Primitives for NodePrimitives {
+    fn of(&mut self, w: &WorkloadData) -> Option<&mut dyn Primitive> {
+        Some(match w {
+            WorkloadData::Zdb(_) => &mut self.zdb,
+            WorkloadData::Zmount(_) | WorkloadData::Volume(_) => &mut self.volumes,
+            WorkloadData::Network(_) => &mut self.networks,
+            WorkloadData::Ip(_) => &mut self.ips,
+            WorkloadData::Zmachine(_) => &mut self.machines,
+            WorkloadData::GatewayNameProxy(_) | WorkloadData::GatewayFqdnProxy(_) => {
+                &mut self.gateway
+            }
+            _ => return None,
+        })
+    }
+}
+
+pub(crate) fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An operation that has nothing to do.
+pub(crate) fn nothing<'a>() -> Op<'a, ()> {
+    Box::pin(async { Ok(()) })
+}
 
 /// Whether process `pid` is alive and was started for `dir` (an argument of its command line is
 /// `dir` or a path below it): a recorded PID may have been reused by another process, or be a

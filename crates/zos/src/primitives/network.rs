@@ -8,6 +8,10 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use tfgrid_types::deployment::{ResultData, Workload, WorkloadData};
+
+use super::{Op, Primitive, Target, nothing};
+use crate::store::Local;
 
 fn ip(args: &[&str]) -> Result<()> {
     ip_output(args).map(drop)
@@ -268,5 +272,79 @@ mod tests {
         );
         assert!(short("vo", "3-17-a-very-long-workload-name").len() <= 15);
         assert_ne!(short("c-", "a"), short("c-", "b"));
+    }
+}
+
+/// The public IP of `ip` workload `name`: the n-th IP the contract reserved for the n-th IPv4 `ip`
+/// workload; (address with prefix, gateway).
+pub(crate) fn public_ip(local: &Local, name: &str) -> Result<(String, String)> {
+    let index = local
+        .deployment
+        .workloads
+        .iter()
+        .filter(|w| matches!(&w.data, WorkloadData::Ip(ip) if ip.v4))
+        .position(|w| w.name == name)
+        .with_context(|| format!("{name:?} is not an ip workload with v4 of the deployment"))?;
+    local.public_ips.get(index).cloned().with_context(|| {
+        format!("the contract reserved no public IP for {name:?} (its farm has none free?)")
+    })
+}
+
+/// The `ip` primitive: a public IPv4 the contract reserved, given to the machine that names it
+/// (the machine's primitive puts it on the machine; this one only hands it out).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublicIps;
+
+impl Primitive for PublicIps {
+    fn install<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ResultData> {
+        let ip = public_ip(at.local, &w.name);
+        Box::pin(async move {
+            let (ip, gateway) = ip?;
+            Ok(ResultData::Ip {
+                ip,
+                ip6: String::new(),
+                gateway,
+            })
+        })
+    }
+
+    fn remove<'a>(&'a mut self, _: Target<'a>, _: &'a Workload) -> Op<'a, ()> {
+        nothing()
+    }
+
+    fn pause<'a>(&'a mut self, _: Target<'a>, _: &'a Workload, _: bool) -> Op<'a, ()> {
+        nothing()
+    }
+}
+
+impl Primitive for Networks {
+    fn install<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ResultData> {
+        let made = match &w.data {
+            WorkloadData::Network(n) => {
+                self.ensure(&format!("{}-{}", at.local.twin_id, w.name), &n.subnet)
+            }
+            _ => Err(anyhow::anyhow!("{} is not a network", w.name)),
+        };
+        Box::pin(async move { made.map(|()| ResultData::None) })
+    }
+
+    /// Removes the network's part here unless another deployment of the twin on this node uses it.
+    fn remove<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ()> {
+        let shared = at.others.iter().any(|l| {
+            l.twin_id == at.local.twin_id
+                && l.deployment
+                    .workloads
+                    .iter()
+                    .any(|o| o.name == w.name && matches!(o.data, WorkloadData::Network(_)))
+        });
+        let removed = match shared {
+            true => Ok(()),
+            false => Networks::remove(self, &format!("{}-{}", at.local.twin_id, w.name)),
+        };
+        Box::pin(async move { removed })
+    }
+
+    fn pause<'a>(&'a mut self, _: Target<'a>, _: &'a Workload, _: bool) -> Op<'a, ()> {
+        nothing()
     }
 }

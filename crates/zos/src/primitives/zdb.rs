@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use rand::RngCore;
-use tfgrid_types::deployment::{Zdb, ZdbMode};
+use tfgrid_types::deployment::{ResultData, Secret, Workload, WorkloadData, Zdb, ZdbMode};
 
-use super::{alive, recorded_pid};
+use super::{Op, Primitive, Target, alive, recorded_pid};
 use crate::limits::ZDB_START_TIMEOUT;
 
 #[derive(Debug)]
@@ -213,5 +213,34 @@ impl ZdbServer {
             Err(e) if e.to_string().contains("doesn't exists") => Ok(()),
             Err(e) => bail!("zdb could not remove namespace {namespace}: {e}"),
         }
+    }
+}
+
+impl Primitive for ZdbServer {
+    fn install<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ResultData> {
+        Box::pin(async move {
+            let WorkloadData::Zdb(z) = &w.data else {
+                bail!("{} is not a zdb", w.name);
+            };
+            let password = match &z.password {
+                Secret::Plain(p) => p.clone(),
+                Secret::Sealed(_) => String::new(),
+            };
+            let namespace = at.id(&w.name);
+            let port = self.apply(&namespace, z, &password).await?;
+            Ok(ResultData::Zdb {
+                namespace,
+                ips: vec![self.host.clone()],
+                port,
+            })
+        })
+    }
+
+    fn remove<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ()> {
+        Box::pin(async move { ZdbServer::remove(self, &at.id(&w.name)).await })
+    }
+
+    fn pause<'a>(&'a mut self, at: Target<'a>, w: &'a Workload, pause: bool) -> Op<'a, ()> {
+        Box::pin(async move { self.lock(&at.id(&w.name), pause).await })
     }
 }
