@@ -1,5 +1,6 @@
-//! Installing what a fresh machine lacks: Debian packages through `apt-get` (when root), and running
-//! child commands with their failure reported by name.
+//! Installing what a fresh machine lacks: Debian packages through `apt-get` (when root) without
+//! removing anything the machine already has, and running child commands with their failure
+//! reported by name.
 
 use anyhow::{Context, Result, bail};
 use std::process::Command;
@@ -7,6 +8,11 @@ use std::process::Command;
 /// Debian packages the test suite needs: (package, what tells it is installed: a command it
 /// provides, or a path prefix such as `/boot/vmlinuz-` that one of its files starts with).
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
+    // What a slim Debian lacks: network namespaces and veth pairs (ip), process tools (ps, pkill
+    // by PID file), and the scripts some tests run.
+    ("iproute2", "ip"),
+    ("procps", "ps"),
+    ("python3", "python3"),
     // Containers on nodes: the OCI runtime, a static busybox for the test image, mkfs for layers.
     ("runc", "runc"),
     ("busybox-static", "busybox"),
@@ -30,6 +36,11 @@ pub const BENCH_ZDB_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Installs every package whose probe command is missing, with one `apt-get update` first.
+///
+/// The machine is the user's: nothing installed is removed. apt's plan is simulated first; a
+/// package whose plan would remove something (Debian's QEMU removing a newer `qemu-utils` from
+/// backports, say) is taken from the release's backports instead, and when that too would remove
+/// something the install stops and names what it would remove.
 pub fn ensure_debian_packages(packages: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
@@ -47,10 +58,122 @@ pub fn ensure_debian_packages(packages: &[(&str, &str)]) -> Result<()> {
     }
     eprintln!("installing Debian packages: {}", missing.join(" "));
     run(Command::new("apt-get").args(["update", "-q"]))?;
+    if removals(&[], &missing)?.is_empty() {
+        return apt_install(&[], &missing);
+    }
+    let mut plain = Vec::new();
+    let mut removing = Vec::new();
+    for package in &missing {
+        if removals(&[], &[package])?.is_empty() {
+            plain.push(*package);
+        } else {
+            removing.push(*package);
+        }
+    }
+    apt_install(&[], &plain)?;
+    let backports = Backports::add()?;
+    let options = backports.options();
+    let removed = removals(&options, &removing)?;
+    if !removed.is_empty() {
+        bail!(
+            "installing {removing:?} would remove {removed:?} from this machine, from its release \
+             and from its backports alike; install them by hand if that is what you want"
+        );
+    }
+    eprintln!(
+        "taking {removing:?} from backports: the release's own would remove installed packages"
+    );
+    apt_install(&options, &removing)
+}
+
+/// The packages apt would remove to install `packages`, from a simulated run.
+fn removals(options: &[String], packages: &[&str]) -> Result<Vec<String>> {
+    let out = Command::new("apt-get")
+        .args(options)
+        .args(["install", "-s", "-y", "-q", "--no-install-recommends"])
+        .args(packages)
+        .output()
+        .context("simulating apt-get install")?;
+    if !out.status.success() {
+        bail!(
+            "apt-get cannot install {packages:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(removed_packages(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The names on the `Remv` lines of apt's simulated plan.
+fn removed_packages(plan: &str) -> Vec<String> {
+    plan.lines()
+        .filter_map(|line| line.strip_prefix("Remv "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn apt_install(options: &[String], packages: &[&str]) -> Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
     run(Command::new("apt-get")
+        .args(options)
         .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&missing)
+        .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// The release's backports as an extra apt source for the length of one install: a source list
+/// of its own in a temporary file, so the machine's configuration is not changed.
+struct Backports {
+    list: tempfile::NamedTempFile,
+    release: String,
+}
+
+impl Backports {
+    fn add() -> Result<Self> {
+        let os = std::fs::read_to_string("/etc/os-release").context("reading /etc/os-release")?;
+        let Some(codename) = os_codename(&os) else {
+            bail!(
+                "/etc/os-release names no VERSION_CODENAME: cannot find this release's backports"
+            );
+        };
+        let release = format!("{codename}-backports");
+        let mut list = tempfile::NamedTempFile::new()?;
+        // The machine's own main list goes on being read, alongside the parts directory.
+        let own = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+        std::io::Write::write_all(
+            &mut list,
+            format!("{own}\ndeb http://deb.debian.org/debian {release} main\n").as_bytes(),
+        )?;
+        let backports = Self { list, release };
+        run(Command::new("apt-get")
+            .args(backports.source())
+            .args(["update", "-q"]))?;
+        Ok(backports)
+    }
+
+    fn source(&self) -> [String; 2] {
+        [
+            "-o".into(),
+            format!("Dir::Etc::SourceList={}", self.list.path().display()),
+        ]
+    }
+
+    /// apt options reading the backports list and preferring backports for what is installed.
+    fn options(&self) -> Vec<String> {
+        let mut options = self.source().to_vec();
+        options.extend(["-t".into(), self.release.clone()]);
+        options
+    }
+}
+
+fn os_codename(os_release: &str) -> Option<&str> {
+    os_release
+        .lines()
+        .find_map(|line| line.strip_prefix("VERSION_CODENAME="))
+        .map(|value| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
 }
 
 /// Installs cargo-nextest through cargo when it is missing.
@@ -106,4 +229,25 @@ pub fn run(command: &mut Command) -> Result<()> {
         bail!("{command:?} failed: {status}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removals_are_read_off_apt_plan() {
+        let plan = "Inst qemu-system-common (1:7.2 Debian:12.15/oldstable [amd64])\n\
+                    Remv qemu-utils [1:10.0.2+ds-2+deb13u1~bpo12+1]\n\
+                    Conf qemu-system-x86 (1:7.2 Debian:12.15/oldstable [amd64])\n";
+        assert_eq!(removed_packages(plan), ["qemu-utils"]);
+        assert!(removed_packages("Inst runc (1.1.5 Debian)\n").is_empty());
+    }
+
+    #[test]
+    fn the_codename_names_the_backports() {
+        let os = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_CODENAME=bookworm\n";
+        assert_eq!(os_codename(os), Some("bookworm"));
+        assert_eq!(os_codename("ID=debian\n"), None);
+    }
 }
