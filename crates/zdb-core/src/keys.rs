@@ -1,6 +1,7 @@
 //! The in-memory index: where the live version of each key sits on disk. User mode keeps a hash map
 //! from key to [`Loc`] (keys up to 22 bytes stored inline in the table slot, longer ones boxed);
-//! sequential mode keeps a vector indexed by id. Both report their memory use.
+//! sequential mode keeps a vector indexed by id and the next id to hand out, which an overwrite
+//! advances as 0-db's does. Both report their memory use.
 
 use crate::format::NONE_U32;
 use hashbrown::HashMap;
@@ -103,6 +104,9 @@ pub enum Keys {
     Seq {
         slots: Vec<Loc>,
         live: usize,
+        /// Next id to allocate. 0-db keeps a copy of an overwritten entry in a fresh index slot,
+        /// so every overwrite spends an id too: after SET, overwrite and DEL of id 0, SET gets 2.
+        next: u64,
     },
 }
 
@@ -118,6 +122,7 @@ impl Keys {
         Keys::Seq {
             slots: Vec::new(),
             live: 0,
+            next: 0,
         }
     }
 
@@ -137,7 +142,7 @@ impl Keys {
     pub fn next_id(&self) -> u64 {
         match self {
             Keys::User { map, .. } => map.len() as u64,
-            Keys::Seq { slots, .. } => slots.len() as u64,
+            Keys::Seq { next, .. } => *next,
         }
     }
 
@@ -154,7 +159,8 @@ impl Keys {
         }
     }
 
-    /// Inserts or replaces; returns the previous location.
+    /// Inserts or replaces; returns the previous location. In sequential mode a replacement spends
+    /// an id, as in 0-db, and an id at or past the next one moves the next one past it.
     pub fn insert(&mut self, key: &[u8], loc: Loc) -> Option<Loc> {
         match self {
             Keys::User {
@@ -168,8 +174,9 @@ impl Keys {
                 map.insert(SmallKey::new(key), loc);
                 None
             }
-            Keys::Seq { slots, live } => {
+            Keys::Seq { slots, live, next } => {
                 let id = seq_id(key).expect("sequential keys are 8 bytes");
+                *next = (*next).max(id + 1);
                 let id = usize::try_from(id).expect("sequential id fits in memory");
                 if id >= slots.len() {
                     slots.resize(id + 1, Loc::VACANT);
@@ -179,6 +186,7 @@ impl Keys {
                     *live += 1;
                     None
                 } else {
+                    *next += 1;
                     Some(old)
                 }
             }
@@ -195,7 +203,7 @@ impl Keys {
                 *key_heap_bytes -= key_alloc_bytes(key.len());
                 Some(old)
             }
-            Keys::Seq { slots, live } => {
+            Keys::Seq { slots, live, .. } => {
                 let id = usize::try_from(seq_id(key)?).ok()?;
                 let slot = slots.get_mut(id)?;
                 if slot.is_vacant() {
@@ -210,7 +218,7 @@ impl Keys {
     /// Reserves a fresh sequential id (seq mode only); the caller inserts it.
     pub fn allocate_id(&self) -> u64 {
         match self {
-            Keys::Seq { slots, .. } => slots.len() as u64,
+            Keys::Seq { next, .. } => *next,
             Keys::User { .. } => unreachable!("ids are allocated in sequential mode only"),
         }
     }
@@ -291,6 +299,23 @@ mod tests {
         assert_eq!(keys.get(&0u64.to_le_bytes()), None);
         assert_eq!(keys.get(b"short"), None);
         assert_eq!((keys.len(), keys.next_id()), (1, 2));
+    }
+
+    #[test]
+    fn seq_overwrite_spends_an_id() {
+        let mut keys = Keys::seq();
+        let id0 = keys.allocate_id().to_le_bytes();
+        assert_eq!(keys.insert(&id0, loc(1)), None);
+        assert_eq!(keys.next_id(), 1);
+        assert_eq!(keys.insert(&id0, loc(2)), Some(loc(1)));
+        assert_eq!(keys.next_id(), 2);
+        keys.remove(&id0);
+        assert_eq!(keys.allocate_id(), 2);
+        // The spent id holds nothing.
+        assert_eq!(keys.get(&1u64.to_le_bytes()), None);
+        // An id placed past the next one (replication) moves it.
+        keys.insert(&9u64.to_le_bytes(), loc(3));
+        assert_eq!((keys.next_id(), keys.len()), (10, 1));
     }
 
     #[test]
