@@ -1,25 +1,26 @@
 //! DEL and FLUSH: the two ways to remove data.
 
-use super::{Ctx, ns_write, parse_u64};
+use super::{Ctx, ns_write, timestamp_arg};
 use crate::error::CmdError;
+use crate::limits::KEY_MAX;
 use crate::resp::Reply;
 use crate::server::ReplOp;
 
-/// `DEL key [timestamp]` → `+OK`.
+/// `DEL key [timestamp]` → `+OK`. As in 0-db, the timestamp form is admin-only, checked before
+/// anything else, and takes any key (an empty one is simply not found).
 pub fn del(ctx: &mut Ctx<'_>) -> Result<Reply, CmdError> {
     let ts = match ctx.args.len() {
+        2 if ctx.arg(1).is_empty() => return Err(CmdError::InvalidArgument),
         2 => ctx.now_secs(),
         3 => {
             ctx.require_admin()?;
-            parse_u64(ctx.arg(2))
-                .and_then(|t| u32::try_from(t).ok())
-                .ok_or(CmdError::InvalidArgument)?
+            timestamp_arg(ctx.arg(2))
         }
         _ => return Err(CmdError::UnexpectedArguments),
     };
     let key = ctx.arg(1);
-    if key.is_empty() {
-        return Err(CmdError::InvalidArgument);
+    if key.len() > KEY_MAX {
+        return Err(CmdError::InvalidKey);
     }
     let shared = ctx.shared;
     let engine = &mut *ctx.engine;

@@ -218,6 +218,33 @@ pub fn parse_u64(arg: &[u8]) -> Option<u64> {
     std::str::from_utf8(arg).ok()?.parse().ok()
 }
 
+/// The optional timestamp argument of SET and DEL, read as 0-db reads it: C's `atoll` on the bytes
+/// before any NUL (leading white space, a sign, then digits up to the first other byte; no digits
+/// is 0; out of range saturates), then kept in the 32 bits the entry stores (wrapping).
+pub fn timestamp_arg(arg: &[u8]) -> u32 {
+    let text = arg.split(|&b| b == 0).next().unwrap_or_default();
+    let start = text
+        .iter()
+        .position(|b| !b" \t\n\x0b\x0c\r".contains(b))
+        .unwrap_or(text.len());
+    let (negative, digits) = match &text[start..] {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        rest => (false, rest),
+    };
+    let mut value: i64 = 0;
+    for &b in digits.iter().take_while(|b| b.is_ascii_digit()) {
+        let digit = i64::from(b - b'0');
+        value = value.saturating_mul(10);
+        value = if negative {
+            value.saturating_sub(digit)
+        } else {
+            value.saturating_add(digit)
+        };
+    }
+    value as u32
+}
+
 /// Runs one request.
 pub fn execute(
     shared: &Arc<Shared>,
@@ -301,4 +328,34 @@ fn run(command: Command, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
         Star => return Err(CmdError::NotAValidCommand),
     };
     Ok(Outcome::Reply(reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timestamp_arg;
+
+    fn check(arg: &[u8], expect: u32) {
+        assert_eq!(
+            timestamp_arg(arg),
+            expect,
+            "{:?}",
+            String::from_utf8_lossy(arg)
+        );
+    }
+
+    #[test]
+    fn timestamps_read_as_atoll_then_32_bits() {
+        check(b"12345", 12345);
+        check(b"extra", 0);
+        check(b"", 0);
+        check(b" \t\x0b12x9", 12);
+        check(b"+7", 7);
+        check(b"- 7", 0);
+        check(b"12\x0034", 12);
+        check(b"-1", u32::MAX);
+        check(b"4294967297", 1);
+        // Saturated at i64::MAX and i64::MIN, as glibc's strtoll does, then the low 32 bits.
+        check(b"99999999999999999999999", i64::MAX as u32);
+        check(b"-99999999999999999999999", 0);
+    }
 }

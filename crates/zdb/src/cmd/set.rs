@@ -1,7 +1,7 @@
 //! SET (and its alias SETX): `SET key value [timestamp]`, replying with the key, or nil when the
 //! value is byte-identical to the stored one.
 
-use super::{Ctx, ns_write, parse_u64};
+use super::{Ctx, ns_write, timestamp_arg};
 use crate::error::CmdError;
 use crate::limits::KEY_MAX;
 use crate::resp::Reply;
@@ -13,9 +13,7 @@ pub fn set(ctx: &mut Ctx<'_>) -> Result<Reply, CmdError> {
         3 => ctx.now_secs(),
         4 => {
             ctx.require_admin()?;
-            parse_u64(ctx.arg(3))
-                .and_then(|t| u32::try_from(t).ok())
-                .ok_or(CmdError::InvalidArgument)?
+            timestamp_arg(ctx.arg(3))
         }
         _ => return Err(CmdError::UnexpectedArguments),
     };

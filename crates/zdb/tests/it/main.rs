@@ -775,6 +775,81 @@ fn protect_and_fixed_mode_and_disabled_auth() {
     );
 }
 
+/// Offset the next data entry of the client's namespace will take (NSINFO, as admin).
+fn next_data_offset(con: &mut Connection) -> Vec<u8> {
+    let info = text(ok(con, &[b"NSINFO", b"default"]));
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("data_current_offset: "))
+        .unwrap_or_else(|| panic!("no offset in {info}"));
+    line.as_bytes().to_vec()
+}
+
+/// `DEL key extra` as 0-db answers it (zdbd/commands_dataset.c): a third argument is the deletion's
+/// timestamp, admin-only, read with `atoll` (so a word is 0 and digits count up to the first other
+/// byte) and kept in 32 bits; more arguments are refused. Checked with and without `--admin`.
+#[test]
+fn del_with_an_extra_argument_is_an_admin_timestamp_as_in_0db() {
+    // Without --admin every client is admin.
+    let open = Server::start(&["--mode", "user"]);
+    let mut con = open.tcp();
+    for (extra, ts) in [
+        (&b"extra"[..], 0),
+        (b" 12345xyz", 12345),
+        (b"-1", i64::from(u32::MAX)),
+        (b"4294967297", 1),
+    ] {
+        ok(&mut con, &[b"SET", b"k", b"v"]);
+        let marker = next_data_offset(&mut con);
+        assert_eq!(
+            ok(&mut con, &[b"DEL", b"k", extra]),
+            Value::Okay,
+            "{extra:?}"
+        );
+        assert_eq!(ok(&mut con, &[b"GET", b"k"]), Value::Nil);
+        let raw = array(ok(&mut con, &[b"DATA", b"RAW", b"0", &marker]));
+        assert_eq!(
+            (raw[0].clone(), raw[4].clone(), raw[5].clone()),
+            (bulk(b"k"), Value::Int(ts), Value::Nil),
+            "marker of DEL k {extra:?}"
+        );
+    }
+    ok(&mut con, &[b"SET", b"k", b"v"]);
+    assert_eq!(
+        err(&mut con, &[b"DEL", b"k", b"1", b"2"]),
+        "Unexpected arguments"
+    );
+    assert_eq!(err(&mut con, &[b"DEL", b""]), "Invalid argument");
+    assert_eq!(err(&mut con, &[b"DEL", b"", b"1"]), "Key not found");
+    assert_eq!(err(&mut con, &[b"DEL", b"missing", b"1"]), "Key not found");
+    assert_eq!(err(&mut con, &[b"DEL", &[b'k'; 256]]), "Invalid key");
+    assert_eq!(err(&mut con, &[b"DEL", &[b'k'; 256], b"1"]), "Invalid key");
+    assert_eq!(ok(&mut con, &[b"GET", b"k"]), bulk(b"v"));
+    // Sequential mode takes the same path.
+    let seq = Server::start(&["--mode", "seq"]);
+    let mut con = seq.tcp();
+    let id = bytes(ok(&mut con, &[b"SET", b"", b"v"]));
+    assert_eq!(ok(&mut con, &[b"DEL", &id, b"extra"]), Value::Okay);
+    assert_eq!(ok(&mut con, &[b"GET", &id]), Value::Nil);
+    // With --admin, a client that did not AUTH is refused before anything else.
+    let guarded = Server::start(&["--mode", "user", "--admin", "secret"]);
+    let mut con = guarded.tcp();
+    ok(&mut con, &[b"SET", b"k", b"v"]);
+    assert_eq!(err(&mut con, &[b"DEL", b"k", b"1"]), "Permission denied");
+    assert_eq!(
+        err(&mut con, &[b"DEL", b"missing", b"1"]),
+        "Permission denied"
+    );
+    assert_eq!(
+        err(&mut con, &[b"DEL", b"k", b"1", b"2"]),
+        "Unexpected arguments"
+    );
+    assert_eq!(ok(&mut con, &[b"GET", b"k"]), bulk(b"v"));
+    ok(&mut con, &[b"AUTH", b"secret"]);
+    assert_eq!(ok(&mut con, &[b"DEL", b"k", b"extra"]), Value::Okay);
+    assert_eq!(ok(&mut con, &[b"GET", b"k"]), Value::Nil);
+}
+
 #[test]
 fn wait_blocks_one_client_until_another_runs_the_command() {
     let server = Server::start(&[]);
