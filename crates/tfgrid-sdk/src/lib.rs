@@ -1,7 +1,7 @@
 //! The grid's SDK: deploy from code what a deployment file describes. [`project`] reads the files;
 //! [`http`] finds nodes through the explorer and images through the hub; [`Grid`] signs, seals and
 //! submits deployments; [`deployer`] plans, applies (waiting for every workload, undoing a failed
-//! creation), shows and destroys projects, recording them in a [`state`] file. The `tfgrid` command
+//! creation), shows and destroys projects, recording them in a [`deployer::state`] file. The `tfgrid` command
 //! line is built on it.
 //!
 //! ```no_run

@@ -1,0 +1,137 @@
+//! Gateway names and their name contracts, on the chain: which names a project's gateways want and
+//! who holds them, creating those it needs (submitted just before the node contract, so both land
+//! in one block), and canceling those it created and no longer uses. A name another deployment of
+//! the twin serves is never canceled.
+
+use tfchain_client::api::TfchainApiClient;
+use tfchain_runtime::types::{ContractData, ContractState};
+use tfgrid_types::deployment::{Deployment, WorkloadData};
+use tfgrid_types::{ContractId, Hash32};
+
+use super::Progress;
+use super::diff::{self, Action, NameChange};
+use crate::{Error, Grid};
+
+/// The gateway names a deployment's workloads serve.
+pub fn gateway_names(d: &Deployment) -> impl Iterator<Item = &str> {
+    d.workloads.iter().filter_map(|w| match &w.data {
+        WorkloadData::GatewayNameProxy(g) => Some(g.name.as_str()),
+        _ => None,
+    })
+}
+
+/// Whether an active node contract of the twin other than `except` serves gateway name `name`.
+async fn name_used_elsewhere(
+    grid: &Grid,
+    name: &str,
+    except: Option<ContractId>,
+) -> Result<bool, Error> {
+    let contracts = grid.client.rpc().contracts_by_twin(grid.twin_id).await?;
+    Ok(contracts.iter().any(|c| {
+        let ContractData::NodeContract(nc) = &c.contract_type else {
+            return false;
+        };
+        Some(c.contract_id) != except
+            && !matches!(c.state, ContractState::Deleted(_))
+            && gateway_names(&nc.deployment).any(|n| n == name)
+    }))
+}
+
+/// The name contracts among `names` that the twin holds and no other of its deployments uses
+/// (`except` is the project's own contract): those the project may cancel.
+pub async fn names_to_cancel(
+    grid: &Grid,
+    names: impl IntoIterator<Item = &str>,
+    except: Option<ContractId>,
+) -> Result<Vec<(String, ContractId)>, Error> {
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(c) = grid.name_contract(name).await?
+            && c.twin_id == grid.twin_id
+            && !name_used_elsewhere(grid, name, except).await?
+        {
+            out.push((name.to_owned(), c.contract_id));
+        }
+    }
+    Ok(out)
+}
+
+/// Which name contracts to create for the project's gateway names, which the twin holds already,
+/// and which of those the project created (`created`) it no longer uses and cancels.
+pub async fn name_changes(
+    grid: &Grid,
+    wanted: &[String],
+    created: &[String],
+    current: Option<ContractId>,
+) -> Result<Vec<NameChange>, Error> {
+    let mut held = Vec::new();
+    for name in wanted {
+        let holder = grid.name_contract(name).await?;
+        held.push((name.clone(), holder.map(|c| (c.twin_id, c.contract_id))));
+    }
+    let mut out = diff::wanted_names(&held, grid.twin_id)?;
+    let dropped = diff::dropped_names(created, wanted);
+    for (name, id) in names_to_cancel(grid, dropped, current).await? {
+        out.push(NameChange {
+            name,
+            action: Action::Remove,
+            contract_id: Some(id),
+        });
+    }
+    Ok(out)
+}
+
+/// Submits the creation of the name contracts `names` asks to create; returns their transactions.
+/// When one is refused, those submitted before it are waited for and canceled again.
+pub async fn submit_names(
+    grid: &Grid,
+    names: &[NameChange],
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Vec<(String, Hash32)>, Error> {
+    let mut out = Vec::new();
+    for n in names.iter().filter(|n| n.action == Action::Create) {
+        progress(Progress::Submitting(&format!(
+            "creating the name contract of {:?}",
+            n.name
+        )));
+        match grid.submit_name_contract(&n.name).await {
+            Ok(hash) => out.push((n.name.clone(), hash)),
+            Err(e) => {
+                let (created, _) = wait_names(grid, out).await;
+                cancel_names(grid, &created).await?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Waits for every name contract submitted: those the chain created, and the first failure.
+pub async fn wait_names(
+    grid: &Grid,
+    txs: Vec<(String, Hash32)>,
+) -> (Vec<(String, ContractId)>, Option<Error>) {
+    let mut created = Vec::new();
+    let mut failed = None;
+    for (name, hash) in txs {
+        let step = format!("creating the name contract of {name:?}");
+        let outcome = grid.wait(hash, &step).await.and_then(|included| {
+            crate::created_contract(&included)
+                .ok_or_else(|| Error::NotFound(format!("{step}: the chain reported no contract")))
+        });
+        match outcome {
+            Ok(contract) => created.push((name, contract.contract_id)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    (created, failed)
+}
+
+pub async fn cancel_names(grid: &Grid, names: &[(String, ContractId)]) -> Result<(), Error> {
+    for (_, id) in names {
+        grid.cancel(*id).await?;
+    }
+    Ok(())
+}
