@@ -260,6 +260,10 @@ fn reply_at(cursor: &mut &[u8], depth: usize) -> Result<Option<Reply>, FrameErro
     let Some(&kind) = cursor.first() else {
         return Ok(None);
     };
+    // Also keeps `eol` past the type byte.
+    if !b"+-:$*".contains(&kind) {
+        return Err(FrameError::Malformed);
+    }
     let Some(eol) = cursor.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
     };
@@ -277,6 +281,9 @@ fn reply_at(cursor: &mut &[u8], depth: usize) -> Result<Option<Reply>, FrameErro
             }
             if rest.len() < len + 2 {
                 return Ok(None);
+            }
+            if &rest[len..len + 2] != b"\r\n" {
+                return Err(FrameError::Malformed);
             }
             let reply = Reply::Bulk(Bytes::copy_from_slice(&rest[..len]));
             *cursor = &rest[len + 2..];
@@ -371,34 +378,219 @@ mod tests {
         assert!(out.is_empty());
     }
 
-    proptest! {
-        #[test]
-        fn decoder_never_panics_and_consumes_only_whole_frames(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            let mut buf = BytesMut::from(&bytes[..]);
-            let before = buf.len();
-            match decode(&mut buf) {
-                Ok(Some(args)) => {
-                    prop_assert!(!args.is_empty() && args.len() <= ARGS_MAX);
-                    prop_assert!(buf.len() < before);
-                }
-                Ok(None) | Err(_) => prop_assert_eq!(buf.len(), before),
-            }
-            let mut replies = BytesMut::from(&bytes[..]);
-            let _ = decode_reply(&mut replies);
-        }
+    /// One change to a valid encoding.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Flip(prop::sample::Index, u8),
+        Insert(prop::sample::Index, u8),
+        Delete(prop::sample::Index),
+        /// Keep a strict prefix.
+        Truncate(prop::sample::Index),
+    }
 
-        #[test]
-        fn encoded_requests_decode_back(args in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..16), split in 0usize..2000) {
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let at = any::<prop::sample::Index>();
+        prop_oneof![
+            (at.clone(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
+            (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+            at.clone().prop_map(Mutation::Delete),
+            at.prop_map(Mutation::Truncate),
+        ]
+    }
+
+    /// `bytes` (not empty) changed by `m`.
+    fn mutate(bytes: &[u8], m: &Mutation) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        match m {
+            Mutation::Flip(i, mask) => out[i.index(bytes.len())] ^= mask,
+            Mutation::Insert(i, b) => out.insert(i.index(bytes.len() + 1), *b),
+            Mutation::Delete(i) => drop(out.remove(i.index(bytes.len()))),
+            Mutation::Truncate(i) => out.truncate(i.index(bytes.len())),
+        }
+        out
+    }
+
+    /// How the decoder answered a run of inputs.
+    #[derive(Debug, Default)]
+    struct Outcomes {
+        decoded: u32,
+        incomplete: u32,
+        refused: u32,
+    }
+
+    const CASES: u32 = 512;
+
+    /// Runs `test` on `CASES` inputs from `strategy`, tallying what it reports.
+    fn tally<S: Strategy>(
+        strategy: S,
+        test: impl Fn(S::Value) -> Result<Option<bool>, TestCaseError>,
+    ) -> Outcomes {
+        let outcomes = std::cell::RefCell::new(Outcomes::default());
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(CASES));
+        runner
+            .run(&strategy, |value| {
+                let mut o = outcomes.borrow_mut();
+                match test(value)? {
+                    Some(true) => o.decoded += 1,
+                    Some(false) => o.refused += 1,
+                    None => o.incomplete += 1,
+                }
+                Ok(())
+            })
+            .unwrap();
+        outcomes.into_inner()
+    }
+
+    fn request_args() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..16)
+    }
+
+    /// Every request encodes and decodes back, leaving what follows it; every strict prefix asks
+    /// for more without consuming anything.
+    #[test]
+    fn valid_requests_roundtrip_and_their_prefixes_are_incomplete() {
+        let outcomes = tally(request_args(), |args| {
             let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             let mut encoded = BytesMut::new();
             encode_request(&refs, &mut encoded);
-            let split = split.min(encoded.len());
-            let mut partial = BytesMut::from(&encoded[..split]);
-            if split < encoded.len() {
+            for cut in 0..encoded.len() {
+                let mut partial = BytesMut::from(&encoded[..cut]);
                 prop_assert_eq!(decode(&mut partial), Ok(None));
+                prop_assert_eq!(partial.len(), cut);
             }
+            encoded.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
             let decoded = decode(&mut encoded).unwrap().unwrap();
             prop_assert_eq!(decoded.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), args);
-        }
+            prop_assert_eq!(&encoded[..], &b"*1\r\n$4\r\nPING\r\n"[..]);
+            Ok(Some(true))
+        });
+        assert_eq!(outcomes.decoded, CASES, "{outcomes:?}");
+    }
+
+    /// A changed valid request decodes to a request, asks for more, or is refused with a reason;
+    /// it never panics, consumes only what it decoded, and a cut one always asks for more.
+    #[test]
+    fn mutated_requests_decode_or_are_refused() {
+        let outcomes = tally((request_args(), mutation()), |(args, m)| {
+            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let mut encoded = BytesMut::new();
+            encode_request(&refs, &mut encoded);
+            let input = mutate(&encoded, &m);
+            let mut buf = BytesMut::from(&input[..]);
+            let result = decode(&mut buf);
+            if matches!(m, Mutation::Truncate(_)) {
+                prop_assert_eq!(&result, &Ok(None));
+            }
+            Ok(match result {
+                Ok(Some(got)) => {
+                    prop_assert!(!got.is_empty() && got.len() <= ARGS_MAX);
+                    let used = input.len() - buf.len();
+                    let refs: Vec<&[u8]> = got.iter().map(|b| &b[..]).collect();
+                    let mut again = BytesMut::new();
+                    encode_request(&refs, &mut again);
+                    // Canonical headers re-encode byte for byte; the decoder also takes leading zeros.
+                    prop_assert!(again.len() <= used);
+                    Some(true)
+                }
+                Ok(None) => {
+                    prop_assert_eq!(buf.len(), input.len());
+                    None
+                }
+                Err(e) => {
+                    prop_assert_eq!(buf.len(), input.len());
+                    prop_assert!(!e.message().is_empty());
+                    Some(false)
+                }
+            })
+        });
+        assert!(outcomes.decoded >= CASES / 20, "{outcomes:?}");
+        assert!(
+            outcomes.refused > 0 && outcomes.incomplete > 0,
+            "{outcomes:?}"
+        );
+    }
+
+    fn reply_strategy() -> impl Strategy<Value = Reply> {
+        let line = "[ -~]{0,24}";
+        let leaf = prop_oneof![
+            line.prop_map(Reply::Status),
+            line.prop_map(Reply::Error),
+            any::<i64>().prop_map(Reply::Int),
+            prop::collection::vec(any::<u8>(), 0..48).prop_map(Reply::bulk),
+            Just(Reply::Nil),
+        ];
+        // Four levels of arrays at most, as `decode_reply` accepts.
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop::collection::vec(inner, 0..6).prop_map(Reply::Array)
+        })
+    }
+
+    /// Every reply encodes and decodes back; every strict prefix asks for more.
+    #[test]
+    fn valid_replies_roundtrip_and_their_prefixes_are_incomplete() {
+        let outcomes = tally(reply_strategy(), |reply| {
+            let mut encoded = BytesMut::new();
+            reply.encode(&mut encoded);
+            for cut in 0..encoded.len() {
+                let mut partial = BytesMut::from(&encoded[..cut]);
+                prop_assert_eq!(decode_reply(&mut partial), Ok(None));
+                prop_assert_eq!(partial.len(), cut);
+            }
+            prop_assert_eq!(decode_reply(&mut encoded), Ok(Some(reply)));
+            prop_assert!(encoded.is_empty());
+            Ok(Some(true))
+        });
+        assert_eq!(outcomes.decoded, CASES, "{outcomes:?}");
+    }
+
+    /// A changed valid reply decodes, asks for more, or is refused; never a panic, and a cut one
+    /// always asks for more.
+    #[test]
+    fn mutated_replies_decode_or_are_refused() {
+        let outcomes = tally((reply_strategy(), mutation()), |(reply, m)| {
+            let mut encoded = BytesMut::new();
+            reply.encode(&mut encoded);
+            let input = mutate(&encoded, &m);
+            let mut buf = BytesMut::from(&input[..]);
+            let result = decode_reply(&mut buf);
+            if matches!(m, Mutation::Truncate(_)) {
+                prop_assert_eq!(&result, &Ok(None));
+            }
+            Ok(match result {
+                Ok(Some(_)) => {
+                    prop_assert!(buf.len() < input.len());
+                    Some(true)
+                }
+                Ok(None) => {
+                    prop_assert_eq!(buf.len(), input.len());
+                    None
+                }
+                Err(e) => {
+                    prop_assert_eq!(buf.len(), input.len());
+                    prop_assert!(!e.message().is_empty());
+                    Some(false)
+                }
+            })
+        });
+        assert!(outcomes.decoded >= CASES / 20, "{outcomes:?}");
+        assert!(
+            outcomes.refused > 0 && outcomes.incomplete > 0,
+            "{outcomes:?}"
+        );
+    }
+
+    #[test]
+    fn a_bulk_reply_must_end_with_crlf() {
+        let mut buf = BytesMut::from(&b"$3\r\nabcXY"[..]);
+        assert_eq!(decode_reply(&mut buf), Err(FrameError::Malformed));
+        assert_eq!(buf.len(), 9);
+    }
+
+    #[test]
+    fn a_reply_starting_with_crlf_is_refused() {
+        let mut buf = BytesMut::from(&b"\r\n+OK\r\n"[..]);
+        assert_eq!(decode_reply(&mut buf), Err(FrameError::Malformed));
+        let mut nested = BytesMut::from(&b"*1\r\n\r\n"[..]);
+        assert_eq!(decode_reply(&mut nested), Err(FrameError::Malformed));
     }
 }
