@@ -441,8 +441,73 @@ mod tests {
         outcomes.into_inner()
     }
 
+    type DecodeFn<T> = fn(&mut BytesMut) -> Result<Option<T>, FrameError>;
+
+    /// Every strict prefix of `encoded` asks for more and consumes nothing.
+    fn prefixes_are_incomplete<T: std::fmt::Debug + PartialEq>(
+        encoded: &[u8],
+        decode: DecodeFn<T>,
+    ) -> Result<(), TestCaseError> {
+        for cut in 0..encoded.len() {
+            let mut partial = BytesMut::from(&encoded[..cut]);
+            prop_assert_eq!(decode(&mut partial), Ok(None));
+            prop_assert_eq!(partial.len(), cut);
+        }
+        Ok(())
+    }
+
+    /// Decodes `encoded` changed by `m`: a value (checked by `decoded` with the bytes consumed),
+    /// a request for more (always so for a cut), or a refusal with a reason; only a value
+    /// consumes bytes.
+    fn decode_mutated<T: std::fmt::Debug + PartialEq>(
+        encoded: &[u8],
+        m: &Mutation,
+        decode: DecodeFn<T>,
+        decoded: impl Fn(&T, usize) -> Result<(), TestCaseError>,
+    ) -> Result<Option<bool>, TestCaseError> {
+        let input = mutate(encoded, m);
+        let mut buf = BytesMut::from(&input[..]);
+        let result = decode(&mut buf);
+        if matches!(m, Mutation::Truncate(_)) {
+            prop_assert_eq!(&result, &Ok(None));
+        }
+        let used = input.len() - buf.len();
+        Ok(match result {
+            Ok(Some(value)) => {
+                prop_assert!(used > 0);
+                decoded(&value, used)?;
+                Some(true)
+            }
+            Ok(None) => {
+                prop_assert_eq!(used, 0);
+                None
+            }
+            Err(e) => {
+                prop_assert_eq!(used, 0);
+                prop_assert!(!e.message().is_empty());
+                Some(false)
+            }
+        })
+    }
+
+    /// The mutated runs must reach real decodes, refusals and cuts.
+    fn assert_mutations_reach_every_outcome(outcomes: &Outcomes) {
+        assert!(outcomes.decoded >= CASES / 20, "{outcomes:?}");
+        assert!(
+            outcomes.refused > 0 && outcomes.incomplete > 0,
+            "{outcomes:?}"
+        );
+    }
+
     fn request_args() -> impl Strategy<Value = Vec<Vec<u8>>> {
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..16)
+    }
+
+    fn encoded_request(args: &[Vec<u8>]) -> BytesMut {
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let mut encoded = BytesMut::new();
+        encode_request(&refs, &mut encoded);
+        encoded
     }
 
     /// Every request encodes and decodes back, leaving what follows it; every strict prefix asks
@@ -450,14 +515,8 @@ mod tests {
     #[test]
     fn valid_requests_roundtrip_and_their_prefixes_are_incomplete() {
         let outcomes = tally(request_args(), |args| {
-            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let mut encoded = BytesMut::new();
-            encode_request(&refs, &mut encoded);
-            for cut in 0..encoded.len() {
-                let mut partial = BytesMut::from(&encoded[..cut]);
-                prop_assert_eq!(decode(&mut partial), Ok(None));
-                prop_assert_eq!(partial.len(), cut);
-            }
+            let mut encoded = encoded_request(&args);
+            prefixes_are_incomplete(&encoded, decode)?;
             encoded.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
             let decoded = decode(&mut encoded).unwrap().unwrap();
             prop_assert_eq!(decoded.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), args);
@@ -467,47 +526,19 @@ mod tests {
         assert_eq!(outcomes.decoded, CASES, "{outcomes:?}");
     }
 
-    /// A changed valid request decodes to a request, asks for more, or is refused with a reason;
-    /// it never panics, consumes only what it decoded, and a cut one always asks for more.
+    /// A changed valid request decodes to a request, asks for more, or is refused with a reason.
     #[test]
     fn mutated_requests_decode_or_are_refused() {
         let outcomes = tally((request_args(), mutation()), |(args, m)| {
-            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let mut encoded = BytesMut::new();
-            encode_request(&refs, &mut encoded);
-            let input = mutate(&encoded, &m);
-            let mut buf = BytesMut::from(&input[..]);
-            let result = decode(&mut buf);
-            if matches!(m, Mutation::Truncate(_)) {
-                prop_assert_eq!(&result, &Ok(None));
-            }
-            Ok(match result {
-                Ok(Some(got)) => {
-                    prop_assert!(!got.is_empty() && got.len() <= ARGS_MAX);
-                    let used = input.len() - buf.len();
-                    let refs: Vec<&[u8]> = got.iter().map(|b| &b[..]).collect();
-                    let mut again = BytesMut::new();
-                    encode_request(&refs, &mut again);
-                    // Canonical headers re-encode byte for byte; the decoder also takes leading zeros.
-                    prop_assert!(again.len() <= used);
-                    Some(true)
-                }
-                Ok(None) => {
-                    prop_assert_eq!(buf.len(), input.len());
-                    None
-                }
-                Err(e) => {
-                    prop_assert_eq!(buf.len(), input.len());
-                    prop_assert!(!e.message().is_empty());
-                    Some(false)
-                }
+            decode_mutated(&encoded_request(&args), &m, decode, |got, used| {
+                prop_assert!(!got.is_empty() && got.len() <= ARGS_MAX);
+                let got: Vec<Vec<u8>> = got.iter().map(|b| b.to_vec()).collect();
+                // Canonical headers are the shortest; the decoder also takes leading zeros.
+                prop_assert!(encoded_request(&got).len() <= used);
+                Ok(())
             })
         });
-        assert!(outcomes.decoded >= CASES / 20, "{outcomes:?}");
-        assert!(
-            outcomes.refused > 0 && outcomes.incomplete > 0,
-            "{outcomes:?}"
-        );
+        assert_mutations_reach_every_outcome(&outcomes);
     }
 
     fn reply_strategy() -> impl Strategy<Value = Reply> {
@@ -525,17 +556,18 @@ mod tests {
         })
     }
 
+    fn encoded_reply(reply: &Reply) -> BytesMut {
+        let mut encoded = BytesMut::new();
+        reply.encode(&mut encoded);
+        encoded
+    }
+
     /// Every reply encodes and decodes back; every strict prefix asks for more.
     #[test]
     fn valid_replies_roundtrip_and_their_prefixes_are_incomplete() {
         let outcomes = tally(reply_strategy(), |reply| {
-            let mut encoded = BytesMut::new();
-            reply.encode(&mut encoded);
-            for cut in 0..encoded.len() {
-                let mut partial = BytesMut::from(&encoded[..cut]);
-                prop_assert_eq!(decode_reply(&mut partial), Ok(None));
-                prop_assert_eq!(partial.len(), cut);
-            }
+            let mut encoded = encoded_reply(&reply);
+            prefixes_are_incomplete(&encoded, decode_reply)?;
             prop_assert_eq!(decode_reply(&mut encoded), Ok(Some(reply)));
             prop_assert!(encoded.is_empty());
             Ok(Some(true))
@@ -543,40 +575,13 @@ mod tests {
         assert_eq!(outcomes.decoded, CASES, "{outcomes:?}");
     }
 
-    /// A changed valid reply decodes, asks for more, or is refused; never a panic, and a cut one
-    /// always asks for more.
+    /// A changed valid reply decodes, asks for more, or is refused with a reason.
     #[test]
     fn mutated_replies_decode_or_are_refused() {
         let outcomes = tally((reply_strategy(), mutation()), |(reply, m)| {
-            let mut encoded = BytesMut::new();
-            reply.encode(&mut encoded);
-            let input = mutate(&encoded, &m);
-            let mut buf = BytesMut::from(&input[..]);
-            let result = decode_reply(&mut buf);
-            if matches!(m, Mutation::Truncate(_)) {
-                prop_assert_eq!(&result, &Ok(None));
-            }
-            Ok(match result {
-                Ok(Some(_)) => {
-                    prop_assert!(buf.len() < input.len());
-                    Some(true)
-                }
-                Ok(None) => {
-                    prop_assert_eq!(buf.len(), input.len());
-                    None
-                }
-                Err(e) => {
-                    prop_assert_eq!(buf.len(), input.len());
-                    prop_assert!(!e.message().is_empty());
-                    Some(false)
-                }
-            })
+            decode_mutated(&encoded_reply(&reply), &m, decode_reply, |_, _| Ok(()))
         });
-        assert!(outcomes.decoded >= CASES / 20, "{outcomes:?}");
-        assert!(
-            outcomes.refused > 0 && outcomes.incomplete > 0,
-            "{outcomes:?}"
-        );
+        assert_mutations_reach_every_outcome(&outcomes);
     }
 
     #[test]
