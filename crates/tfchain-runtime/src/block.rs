@@ -73,15 +73,77 @@ pub fn events_root(events: &[EventRecord]) -> Hash32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tx::tests::{
+        CASES, account, assert_both_outcomes, decode_mutated, mutation, prefixes_cut_short,
+        signed_tx, tally,
+    };
     use proptest::prelude::*;
 
-    proptest! {
-        /// Arbitrary bytes never panic the block decoder; what decodes re-encodes identically.
-        #[test]
-        fn decode_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
-            if let Ok(block) = Block::decode(&bytes) {
-                prop_assert_eq!(block.encode(), bytes);
+    fn hash() -> impl Strategy<Value = Hash32> {
+        any::<[u8; 32]>().prop_map(Hash32)
+    }
+
+    fn block() -> impl Strategy<Value = Block> {
+        let header = (
+            [hash(), hash(), hash(), hash()],
+            any::<(u64, u64)>(),
+            account(),
+        )
+            .prop_map(
+                |(
+                    [parent_hash, tx_root, state_root, events_root],
+                    (height, timestamp_ms),
+                    author,
+                )| {
+                    Header {
+                        parent_hash,
+                        height,
+                        timestamp_ms,
+                        tx_root,
+                        state_root,
+                        events_root,
+                        author,
+                    }
+                },
+            );
+        (
+            header,
+            prop::collection::vec(signed_tx(), 0..4),
+            any::<[u8; 64]>(),
+        )
+            .prop_map(|(header, txs, seal)| Block {
+                header,
+                txs,
+                seal: Signature(seal),
+            })
+    }
+
+    /// Valid blocks decode back to themselves; every strict prefix is refused as cut short.
+    #[test]
+    fn valid_blocks_roundtrip() {
+        let (decoded, _) = tally(block(), |block| {
+            let bytes = block.encode();
+            prop_assert_eq!(Block::decode(&bytes), Ok(block.clone()));
+            prefixes_cut_short(&bytes, Block::decode)?;
+            Ok(true)
+        });
+        assert_eq!(decoded, CASES);
+    }
+
+    /// A changed valid block decodes to a value that is its own encoding, or is refused with a
+    /// reason (cut ones as cut short); a changed header changes the block's hash.
+    #[test]
+    fn mutated_blocks_decode_or_are_refused() {
+        let counts = tally((block(), mutation()), |(block, m)| {
+            let decoded = decode_mutated(&block.encode(), &m, Block::decode)?;
+            if let Some(mutated) = &decoded {
+                prop_assert_eq!(
+                    mutated.header == block.header,
+                    mutated.hash() == block.hash()
+                );
             }
-        }
+            Ok(decoded.is_some())
+        });
+        assert_both_outcomes(counts);
     }
 }

@@ -97,9 +97,13 @@ impl SignedTransaction {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::tfgrid::IpInput;
+    use crate::types::{Interface, Location, NodeSpec, Power, Resources};
     use proptest::prelude::*;
+    use proptest::test_runner::{TestCaseError, TestRunner};
+    use tfgrid_types::keys::AccountId;
 
     fn transfer(nonce: u64) -> Transaction {
         let alice = Keypair::from_uri("//Alice").unwrap();
@@ -140,29 +144,252 @@ mod tests {
         ));
     }
 
-    proptest! {
-        /// Arbitrary bytes never panic the decoder, and what decodes re-encodes to the same bytes.
-        #[test]
-        fn decode_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            if let Ok(tx) = SignedTransaction::decode(&bytes) {
-                prop_assert_eq!(tx.encode(), bytes);
-            }
-        }
+    pub(crate) fn text() -> impl Strategy<Value = String> {
+        "\\PC{0,12}"
+    }
 
-        /// Mutating one byte of a valid transaction either fails to decode, or fails its signature,
-        /// or decodes to the very same transaction.
-        #[test]
-        fn mutated_transactions_fail(pos in 0usize..200, byte in any::<u8>()) {
-            let alice = Keypair::from_uri("//Alice").unwrap();
-            let chain = Hash32::default();
-            let signed = transfer(7).sign(&alice, &chain);
-            let mut bytes = signed.encode();
-            let pos = pos % bytes.len();
-            bytes[pos] = byte;
-            if let Ok(tx) = SignedTransaction::decode(&bytes) {
-                prop_assert!(tx == signed || !tx.verify_signature(&chain));
+    pub(crate) fn account() -> impl Strategy<Value = AccountId> {
+        any::<[u8; 32]>().prop_map(AccountId)
+    }
+
+    fn node_spec() -> impl Strategy<Value = NodeSpec> {
+        let resources =
+            any::<[u64; 4]>().prop_map(|[hru, sru, cru, mru]| Resources { hru, sru, cru, mru });
+        let location =
+            [text(), text(), text(), text()].prop_map(|[city, country, la, lo]| Location {
+                city,
+                country,
+                latitude: la,
+                longitude: lo,
+            });
+        let interface = (text(), text(), prop::collection::vec(text(), 0..3))
+            .prop_map(|(name, mac, ips)| Interface { name, mac, ips });
+        (
+            any::<u32>(),
+            resources,
+            location,
+            prop::collection::vec(interface, 0..3),
+            any::<(bool, bool)>(),
+            prop::option::of(text()),
+        )
+            .prop_map(
+                |(farm_id, resources, location, interfaces, (secure_boot, virtualized), serial)| {
+                    NodeSpec {
+                        farm_id,
+                        resources,
+                        location,
+                        interfaces,
+                        secure_boot,
+                        virtualized,
+                        serial_number: serial,
+                    }
+                },
+            )
+    }
+
+    /// Calls of every module, with arbitrary fields (valid encodings, not necessarily valid calls).
+    fn call() -> impl Strategy<Value = Call> {
+        let bytes = || prop::collection::vec(any::<u8>(), 0..40);
+        let ip = (text(), text()).prop_map(|(ip, gw)| IpInput { ip, gw });
+        prop_oneof![
+            (account(), any::<u128>()).prop_map(|(dest, amount)| balances::Call::Transfer {
+                dest,
+                amount
             }
+            .into()),
+            (bytes(), bytes()).prop_map(|(key, value)| kvstore::Call::Set { key, value }.into()),
+            bytes().prop_map(|key| kvstore::Call::Delete { key }.into()),
+            (prop::option::of(text()), prop::option::of(bytes()))
+                .prop_map(|(relay, pk)| tfgrid::Call::CreateTwin { relay, pk }.into()),
+            (text(), prop::collection::vec(ip, 0..3)).prop_map(|(name, public_ips)| {
+                tfgrid::Call::CreateFarm { name, public_ips }.into()
+            }),
+            node_spec().prop_map(|spec| tfgrid::Call::CreateNode(spec).into()),
+            any::<(u64, u64)>().prop_map(|(uptime_s, timestamp_hint_s)| {
+                tfgrid::Call::ReportUptime {
+                    uptime_s,
+                    timestamp_hint_s,
+                }
+                .into()
+            }),
+            any::<bool>().prop_map(|up| {
+                let power = if up { Power::Up } else { Power::Down };
+                tfgrid::Call::ChangePowerState { power }.into()
+            }),
+            (any::<u32>(), bytes(), text()).prop_map(|(threshold, call, description)| {
+                council::Call::Propose {
+                    threshold,
+                    call,
+                    description,
+                }
+                .into()
+            }),
+            (prop::collection::vec(account(), 0..4), any::<u32>()).prop_map(
+                |(members, threshold)| council::Call::SetMembers { members, threshold }.into()
+            ),
+            text().prop_map(|name| smart_contract::Call::CreateNameContract { name }.into()),
+            any::<u64>()
+                .prop_map(
+                    |contract_id| smart_contract::Call::CancelContract { contract_id }.into()
+                ),
+            any::<(u32, u32)>().prop_map(|(min_musd, max_musd)| {
+                smart_contract::Call::SetTftPriceBounds { min_musd, max_musd }.into()
+            }),
+        ]
+    }
+
+    /// The chain the generated transactions are signed for.
+    pub(crate) const CHAIN: Hash32 = Hash32([7; 32]);
+
+    /// Transactions of any call, signed for [`CHAIN`] by a key drawn from a seed.
+    pub(crate) fn signed_tx() -> impl Strategy<Value = SignedTransaction> {
+        (any::<[u8; 32]>(), any::<u64>(), call()).prop_map(|(seed, nonce, call)| {
+            let key = Keypair::from_seed(seed);
+            Transaction {
+                signer: key.account(),
+                nonce,
+                call,
+            }
+            .sign(&key, &CHAIN)
+        })
+    }
+
+    /// One change to a valid encoding.
+    #[derive(Debug, Clone)]
+    pub(crate) enum Mutation {
+        Flip(prop::sample::Index, u8),
+        Insert(prop::sample::Index, u8),
+        Delete(prop::sample::Index),
+        /// Keep a strict prefix.
+        Truncate(prop::sample::Index),
+    }
+
+    pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
+        let at = any::<prop::sample::Index>();
+        prop_oneof![
+            (at.clone(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
+            (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+            at.clone().prop_map(Mutation::Delete),
+            at.prop_map(Mutation::Truncate),
+        ]
+    }
+
+    /// `bytes` (not empty) changed by `m`.
+    pub(crate) fn mutate(bytes: &[u8], m: &Mutation) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        match m {
+            Mutation::Flip(i, mask) => out[i.index(bytes.len())] ^= mask,
+            Mutation::Insert(i, b) => out.insert(i.index(bytes.len() + 1), *b),
+            Mutation::Delete(i) => drop(out.remove(i.index(bytes.len()))),
+            Mutation::Truncate(i) => out.truncate(i.index(bytes.len())),
         }
+        out
+    }
+
+    pub(crate) const CASES: u32 = 512;
+
+    /// Runs `test` on [`CASES`] inputs from `strategy`; returns how many decoded (`true`) and how
+    /// many were refused (`false`).
+    pub(crate) fn tally<S: Strategy>(
+        strategy: S,
+        test: impl Fn(S::Value) -> Result<bool, TestCaseError>,
+    ) -> (u32, u32) {
+        let counts = std::cell::Cell::new((0, 0));
+        TestRunner::new(ProptestConfig::with_cases(CASES))
+            .run(&strategy, |value| {
+                let (decoded, refused) = counts.get();
+                counts.set(if test(value)? {
+                    (decoded + 1, refused)
+                } else {
+                    (decoded, refused + 1)
+                });
+                Ok(())
+            })
+            .unwrap();
+        counts.get()
+    }
+
+    /// Whether a decode failed because its input ended early (borsh's wording), not as garbage.
+    pub(crate) fn cut_short<T>(result: &Result<T, CodecError>) -> bool {
+        matches!(result, Err(CodecError::Malformed { reason, .. })
+            if reason.contains("Unexpected length of input"))
+    }
+
+    /// Every strict prefix of `valid` is refused as cut short.
+    pub(crate) fn prefixes_cut_short<T: std::fmt::Debug>(
+        valid: &[u8],
+        decode: impl Fn(&[u8]) -> Result<T, CodecError>,
+    ) -> Result<(), TestCaseError> {
+        for cut in 0..valid.len() {
+            let result = decode(&valid[..cut]);
+            prop_assert!(cut_short(&result), "cut at {}: {:?}", cut, result);
+        }
+        Ok(())
+    }
+
+    /// Decodes `valid` changed by `m` with `decode`: a value must be the one encoding of itself
+    /// (the codec is canonical); a refusal must say why, and a cut one must say it ran out of
+    /// input. Returns the value if it decoded.
+    pub(crate) fn decode_mutated<T: BorshSerialize + std::fmt::Debug>(
+        valid: &[u8],
+        m: &Mutation,
+        decode: impl Fn(&[u8]) -> Result<T, CodecError>,
+    ) -> Result<Option<T>, TestCaseError> {
+        let input = mutate(valid, m);
+        let result = decode(&input);
+        if matches!(m, Mutation::Truncate(_)) {
+            prop_assert!(cut_short(&result), "a cut encoding gave {:?}", result);
+        }
+        match result {
+            Ok(value) => {
+                prop_assert_eq!(codec::encode(&value), input);
+                Ok(Some(value))
+            }
+            Err(CodecError::Malformed { reason, .. }) => {
+                prop_assert!(!reason.is_empty());
+                Ok(None)
+            }
+            Err(e) => Err(TestCaseError::fail(format!("unexpected {e}"))),
+        }
+    }
+
+    /// The mutated runs must reach real decodes as well as refusals.
+    pub(crate) fn assert_both_outcomes((decoded, refused): (u32, u32)) {
+        assert!(
+            decoded >= CASES / 20,
+            "{decoded} decoded, {refused} refused"
+        );
+        assert!(refused >= CASES / 2, "{decoded} decoded, {refused} refused");
+    }
+
+    /// Valid transactions decode back to themselves and keep their signature; every strict
+    /// prefix is refused as cut short.
+    #[test]
+    fn valid_transactions_roundtrip() {
+        let (decoded, _) = tally(signed_tx(), |signed| {
+            let bytes = signed.encode();
+            let back = SignedTransaction::decode(&bytes);
+            prop_assert_eq!(back.as_ref(), Ok(&signed));
+            prop_assert!(back.unwrap().verify_signature(&CHAIN));
+            prefixes_cut_short(&bytes, SignedTransaction::decode)?;
+            Ok(true)
+        });
+        assert_eq!(decoded, CASES);
+    }
+
+    /// A changed valid transaction decodes to a value that is its own encoding, or is refused
+    /// with a reason (cut ones as cut short); one that decodes to something else fails its
+    /// signature.
+    #[test]
+    fn mutated_transactions_decode_or_are_refused() {
+        let counts = tally((signed_tx(), mutation()), |(signed, m)| {
+            let decoded = decode_mutated(&signed.encode(), &m, SignedTransaction::decode)?;
+            if let Some(tx) = &decoded {
+                prop_assert!(*tx == signed || !tx.verify_signature(&CHAIN));
+            }
+            Ok(decoded.is_some())
+        });
+        assert_both_outcomes(counts);
     }
 }
 
