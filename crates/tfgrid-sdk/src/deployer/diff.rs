@@ -3,10 +3,13 @@
 //! update, replace, remove, keep); and the versions an apply writes to get there. No chain, no
 //! files: the plan gathers what exists and hands it in.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tfgrid_types::deployment::{Deployment, Secret, Workload, WorkloadData};
-use tfgrid_types::{ContractId, TwinId};
+use tfgrid_types::{ContractId, Hash32, TwinId};
 
+use super::state::secrets_digest;
 use crate::Error;
 use crate::http::Needs;
 use crate::project::Size;
@@ -129,6 +132,17 @@ pub fn workload_changes(
         }
     }
     changes
+}
+
+/// The workloads whose secrets may differ from those the chain holds sealed: those whose digest
+/// differs from the one recorded when they were last applied, and those with secrets but no
+/// record (the chain cannot tell: they are sealed anew rather than assumed unchanged).
+pub fn secrets_changed(workloads: &[Workload], recorded: &BTreeMap<String, Hash32>) -> Vec<String> {
+    workloads
+        .iter()
+        .filter(|w| secrets_digest(w).is_some_and(|d| recorded.get(&w.name) != Some(&d)))
+        .map(|w| w.name.clone())
+        .collect()
 }
 
 /// The deployments an apply writes, in order: when a workload is replaced, first one without it,
@@ -288,6 +302,19 @@ mod tests {
             &[],
             "db:keep d:remove",
         );
+    }
+
+    #[test]
+    fn secrets_unknown_to_the_state_count_as_changed() {
+        let (a, b) = (zdb("a", 1, "pw"), zdb("b", 1, "pw"));
+        let recorded = super::super::state::digests(&[a.clone(), b.clone()]);
+        assert!(secrets_changed(&[a.clone(), b.clone()], &recorded).is_empty());
+        let changed = zdb("a", 1, "new");
+        assert_eq!(secrets_changed(&[changed, b.clone()], &recorded), ["a"]);
+        // No state file: the sealed secrets cannot be compared.
+        assert_eq!(secrets_changed(&[a, b], &BTreeMap::new()), ["a", "b"]);
+        // A workload without secrets never is.
+        assert!(secrets_changed(&[disk("d", 1)], &BTreeMap::new()).is_empty());
     }
 
     #[test]

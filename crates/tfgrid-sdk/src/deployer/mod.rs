@@ -1,16 +1,22 @@
 //! Plan, apply, status and destroy of a project. The chain is the truth: a project's contract is
-//! tagged with its name (`{"project": ...}` in the deployment's metadata), and the state file only
-//! remembers which contract that is on which chain, so a lost or stale state file loses nothing.
+//! tagged with its name (`{"project": ...}` in the deployment's metadata), and the state file
+//! remembers which contract that is on which chain and digests of the secrets last applied, which
+//! spare an update: a lost or stale state file loses nothing.
 //!
 //! The parts: [`state`] is the local state file; [`diff`] the pure comparison of what the project
 //! wants with what exists; [`names`] the gateway names' name contracts; [`apply`](mod@apply) writes
 //! the plan to the chain and [`wait`] follows the node until it ran it. This module gathers what
 //! exists into a [`Plan`], and destroys.
 //!
+//! What the chain cannot hold is derived or redone: the gateway names the project created are
+//! marked on their workloads in the deployment (see [`names`]), and a workload's secrets, sealed
+//! on the chain, count as changed (sealed anew, updated) unless the state file's digest shows they
+//! are the same.
+//!
 //! Gateway names are held by name contracts of the twin: apply creates those the project's
-//! gateways need (canceled again when the apply fails) and records them in the state file; it
-//! cancels those it created and its gateways no longer use, and destroy cancels them with the
-//! project. A name the twin held before, or that another of its deployments serves, is left alone.
+//! gateways need (canceled again when the apply fails); it cancels those it created and its
+//! gateways no longer use, and destroy cancels them with the project. A name the twin held before,
+//! or that another of its deployments serves, is left alone.
 
 mod apply;
 pub mod diff;
@@ -35,8 +41,7 @@ pub use wait::reported;
 use crate::http::{Needs, resolve_image};
 use crate::project::{Project, Size};
 use crate::{Error, Grid};
-use names::{cancel_names, gateway_names, name_changes, names_to_cancel};
-use state::secrets_digest;
+use names::{cancel_names, name_changes, names_to_cancel};
 
 /// The metadata that tags a project's deployment.
 fn metadata(project: &str) -> String {
@@ -100,7 +105,8 @@ pub struct Plan {
     pub cost_per_hour: Balance,
     #[serde(with = "tfgrid_types::amount::json_units")]
     pub cost_per_hour_now: Balance,
-    /// Gateway names the project created before this plan (its state file's).
+    /// Gateway names the project created before this plan (marked in its deployment, or recorded in
+    /// its state file).
     #[serde(skip)]
     created_names: Vec<String>,
     #[serde(skip)]
@@ -248,36 +254,23 @@ async fn wanted_workloads(
     Ok(project.workloads(&images, old, &mut rand::rngs::OsRng))
 }
 
-/// The workloads whose secrets differ from the digests recorded when they were last applied.
-fn secrets_changed(
-    workloads: &[Workload],
-    recorded: &BTreeMap<String, tfgrid_types::Hash32>,
-) -> Vec<String> {
-    workloads
-        .iter()
-        .filter(|w| {
-            recorded
-                .get(&w.name)
-                .is_some_and(|d| Some(*d) != secrets_digest(w))
-        })
-        .map(|w| w.name.clone())
-        .collect()
-}
-
 /// Works out what applying `project` would do: where it runs, which workloads change, the cost.
 pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<Plan, Error> {
     let current = current(grid, project.name(), state).await?;
     let old = current.as_ref().map(|c| &c.deployment);
-    let workloads = wanted_workloads(grid, project, old).await?;
+    let mut workloads = wanted_workloads(grid, project, old).await?;
     let (node_id, node_reason) =
         choose_node(grid, project, current.as_ref(), diff::needs(&workloads)).await?;
     let recorded = state.load_for(project.name(), grid.client.genesis_hash())?;
-    let created_names = recorded
-        .as_ref()
-        .map(|s| s.names.clone())
-        .unwrap_or_default();
+    let created_names = project_names(old, recorded.as_ref());
     let contract_id = current.as_ref().map(|c| c.contract_id);
     let names = name_changes(grid, &project.gateway_names(), &created_names, contract_id).await?;
+    let ours: Vec<String> = names
+        .iter()
+        .filter(|n| n.action == Action::Create || created_names.contains(&n.name))
+        .map(|n| n.name.clone())
+        .collect();
+    names::mark_created(&mut workloads, &ours);
     let held = |keep_with: Action| {
         names
             .iter()
@@ -288,7 +281,7 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         .filter(|s| Some(s.contract_id) == contract_id)
         .map(|s| s.secrets)
         .unwrap_or_default();
-    let secrets_changed = secrets_changed(&workloads, &digests);
+    let secrets_changed = diff::secrets_changed(&workloads, &digests);
     let changes = diff::workload_changes(old, &workloads, &secrets_changed);
     Ok(Plan {
         project: project.name().into(),
@@ -340,10 +333,22 @@ fn constraints(project: &Project) -> String {
     }
 }
 
+/// The gateway names whose name contracts the project created: those its deployment on the chain
+/// marks as such, and those its state file records.
+fn project_names(old: Option<&Deployment>, recorded: Option<&State>) -> Vec<String> {
+    let mut names = old.map(names::created_names).unwrap_or_default();
+    for n in recorded.iter().flat_map(|s| &s.names) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    names
+}
+
 /// Cancels the project's contract (the node then removes its workloads) and the name contracts it
-/// created for its gateways (as its state file records them; without one, those of its gateways),
-/// unless another deployment of the twin serves the name, and forgets it; returns the node
-/// contract canceled, if there was one.
+/// created for its gateways (as its deployment marks them and its state file records them), unless
+/// another deployment of the twin serves the name, and forgets it; returns the node contract
+/// canceled, if there was one.
 pub async fn destroy(
     grid: &Grid,
     name: &str,
@@ -352,10 +357,7 @@ pub async fn destroy(
     let current = current(grid, name, state).await?;
     if let Some(c) = &current {
         let recorded = state.load_for(name, grid.client.genesis_hash())?;
-        let names: Vec<String> = match recorded {
-            Some(s) => s.names,
-            None => gateway_names(&c.deployment).map(str::to_owned).collect(),
-        };
+        let names = project_names(Some(&c.deployment), recorded.as_ref());
         let names =
             names_to_cancel(grid, names.iter().map(String::as_str), Some(c.contract_id)).await?;
         grid.cancel(c.contract_id).await?;

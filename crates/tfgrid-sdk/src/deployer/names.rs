@@ -2,15 +2,48 @@
 //! who holds them, creating those it needs (submitted just before the node contract, so both land
 //! in one block), and canceling those it created and no longer uses. A name another deployment of
 //! the twin serves is never canceled.
+//!
+//! Which names the project created is written on the chain, not only in the state file: the
+//! gateway workload serving a name whose contract the project created carries [`CREATED`] as its
+//! metadata, so a plan without the state file still finds (in the deployment the chain holds) the
+//! names to cancel when the project drops them.
 
 use tfchain_client::api::TfchainApiClient;
 use tfchain_runtime::types::{ContractData, ContractState};
-use tfgrid_types::deployment::{Deployment, WorkloadData};
+use tfgrid_types::deployment::{Deployment, Workload, WorkloadData};
 use tfgrid_types::{ContractId, Hash32};
 
 use super::Progress;
 use super::diff::{self, Action, NameChange};
 use crate::{Error, Grid};
+
+/// The metadata of a gateway workload whose name contract the project created (and so cancels
+/// when it no longer serves the name).
+pub const CREATED: &str = r#"{"name_contract":"created by the project"}"#;
+
+/// The gateway names a deployment serves whose name contracts the project created.
+pub fn created_names(d: &Deployment) -> Vec<String> {
+    d.workloads
+        .iter()
+        .filter(|w| w.metadata == CREATED)
+        .filter_map(|w| match &w.data {
+            WorkloadData::GatewayNameProxy(g) => Some(g.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Marks the gateway workloads serving a name of `created` as the project's, and only those.
+pub fn mark_created(workloads: &mut [Workload], created: &[String]) {
+    for w in workloads {
+        if let WorkloadData::GatewayNameProxy(g) = &w.data {
+            w.metadata = match created.contains(&g.name) {
+                true => CREATED.to_owned(),
+                false => String::new(),
+            };
+        }
+    }
+}
 
 /// The gateway names a deployment's workloads serve.
 pub fn gateway_names(d: &Deployment) -> impl Iterator<Item = &str> {
@@ -134,4 +167,51 @@ pub async fn cancel_names(grid: &Grid, names: &[(String, ContractId)]) -> Result
         grid.cancel(*id).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfgrid_types::deployment::{GatewayNameProxy, Zmount};
+
+    fn gateway(workload: &str, name: &str) -> Workload {
+        Workload {
+            version: 0,
+            name: workload.into(),
+            metadata: String::new(),
+            description: String::new(),
+            data: WorkloadData::GatewayNameProxy(GatewayNameProxy {
+                name: name.into(),
+                tls_passthrough: false,
+                backends: vec!["http://10.0.0.2:80".into()],
+                network: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_names_the_project_created_are_read_back_from_its_deployment() {
+        let mut workloads = vec![
+            gateway("a_gw", "a"),
+            gateway("b_gw", "b"),
+            Workload {
+                data: WorkloadData::Zmount(Zmount { size: 1 }),
+                ..gateway("disk", "")
+            },
+        ];
+        mark_created(&mut workloads, &["a".into()]);
+        let d = Deployment {
+            version: 0,
+            twin_id: 1,
+            metadata: String::new(),
+            description: String::new(),
+            signature_requirement: Deployment::single_signer(1),
+            workloads: workloads.clone(),
+        };
+        assert_eq!(created_names(&d), ["a"]);
+        assert_eq!(workloads[2].metadata, "", "other workloads are left alone");
+        // A name no longer the project's loses its mark.
+        mark_created(&mut workloads, &[]);
+        assert!(workloads.iter().all(|w| w.metadata.is_empty()));
+    }
 }
