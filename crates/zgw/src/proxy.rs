@@ -295,6 +295,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn check_host(uri: &str, host: Option<&str>, expect: Option<&str>) {
         let mut req = Request::builder().uri(uri);
@@ -319,17 +320,93 @@ mod tests {
         check_host("/", Some(""), None);
     }
 
-    proptest::proptest! {
-        #[test]
-        fn any_host_header_is_safe(host in "[ -~]{0,80}", uri in "/[!-~]{0,20}") {
-            let Ok(req) = Request::builder().uri(&uri).header(header::HOST, &host).body(()) else {
-                return Ok(());
-            };
-            if let Some(found) = request_host(&req) {
-                proptest::prop_assert!(!found.is_empty());
-                proptest::prop_assert_eq!(found.to_ascii_lowercase(), found);
-            }
+    /// A request naming a host in one of the ways clients do, with the host it is for.
+    fn named_request() -> impl Strategy<Value = (String, Option<String>, String)> {
+        let label = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?";
+        let name = proptest::collection::vec(label, 1..5).prop_map(|labels| labels.join("."));
+        let port = proptest::option::of(any::<u16>());
+        let with_port = |host: &str, port: Option<u16>| match port {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        prop_oneof![
+            // Origin form with a Host header, perhaps with a trailing dot and a port.
+            (name.clone(), any::<bool>(), port.clone()).prop_map(move |(name, dot, port)| {
+                let host = if dot {
+                    format!("{name}.")
+                } else {
+                    name.clone()
+                };
+                (
+                    "/".to_string(),
+                    Some(with_port(&host, port)),
+                    name.to_ascii_lowercase(),
+                )
+            }),
+            // Absolute form: the URI's authority wins over the Host header.
+            (name.clone(), port.clone(), "[a-z]{1,8}").prop_map(move |(name, port, other)| {
+                let uri = format!("http://{}/x", with_port(&name, port));
+                (
+                    uri,
+                    Some(format!("{other}.example")),
+                    name.to_ascii_lowercase(),
+                )
+            }),
+            // An IPv6 literal keeps its brackets.
+            (any::<[u16; 8]>(), port).prop_map(move |(segments, port)| {
+                let ip = std::net::Ipv6Addr::from(segments);
+                let literal = format!("[{ip}]");
+                ("/".to_string(), Some(with_port(&literal, port)), literal)
+            }),
+        ]
+    }
+
+    fn build(uri: &str, host: Option<&[u8]>) -> Option<Request<()>> {
+        let mut req = Request::builder().uri(uri);
+        if let Some(host) = host {
+            req = req.header(header::HOST, HeaderValue::from_bytes(host).ok()?);
         }
+        req.body(()).ok()
+    }
+
+    /// Every host a client can name is found, lowercase, without its port or trailing dot.
+    #[test]
+    fn named_hosts_are_found() {
+        let found = crate::sni::tests::count_decoded(named_request(), |(uri, host, expect)| {
+            let req = build(&uri, host.as_deref().map(str::as_bytes)).unwrap();
+            prop_assert_eq!(request_host(&req), Some(expect));
+            Ok(true)
+        });
+        assert_eq!(found, crate::sni::tests::CASES);
+    }
+
+    /// A changed Host header gives a host (not empty, lowercase, no trailing dot) or none, never
+    /// a panic; a cut plain one gives what is left before its port.
+    #[test]
+    fn changed_host_headers_give_a_host_or_none() {
+        let strategy = (named_request(), crate::sni::tests::mutation());
+        let found = crate::sni::tests::count_decoded(strategy, |((_, host, _), m)| {
+            let host = host.unwrap();
+            let changed = crate::sni::tests::mutate(host.as_bytes(), &m);
+            // What the HTTP layer refuses never reaches the gateway.
+            let Some(req) = build("/", Some(&changed)) else {
+                return Ok(false);
+            };
+            let got = request_host(&req);
+            if let Some(found) = &got {
+                prop_assert!(!found.is_empty() && !found.ends_with('.'));
+                prop_assert_eq!(found.to_ascii_lowercase(), found.clone());
+            }
+            let cut = matches!(m, crate::sni::tests::Mutation::Truncate(_));
+            if cut && !host.starts_with('[') {
+                let text = String::from_utf8(changed).unwrap();
+                let name = text.split(':').next().unwrap().trim_end_matches('.');
+                let expect = (!name.is_empty()).then(|| name.to_ascii_lowercase());
+                prop_assert_eq!(&got, &expect);
+            }
+            Ok(got.is_some())
+        });
+        assert!(found >= crate::sni::tests::CASES / 4, "{found} found");
     }
 
     #[test]

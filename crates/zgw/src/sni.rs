@@ -155,7 +155,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use proptest::prelude::*;
@@ -271,24 +271,243 @@ mod tests {
         malformed(&cut, "overrun");
     }
 
-    proptest! {
-        #[test]
-        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-            let _ = parse(&bytes);
-        }
+    /// A ClientHello to build: everything the parser walks over, with arbitrary contents.
+    #[derive(Debug, Clone)]
+    struct HelloSpec {
+        random: [u8; 32],
+        session_id: Vec<u8>,
+        cipher_suites: Vec<u16>,
+        compression: Vec<u8>,
+        /// `None`: no extensions block at all (TLS 1.2 allows it).
+        extensions: Option<Extensions>,
+        /// Record fragment size the hello is cut into.
+        fragment: usize,
+        record_minor: u8,
+    }
 
-        #[test]
-        fn never_panics_on_a_tls_start(mut bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-            bytes.splice(0..0, [0x16, 0x03, 0x01, (bytes.len() >> 8) as u8, bytes.len() as u8]);
-            let _ = parse(&bytes);
-        }
+    /// A server name entry: its name type and name.
+    type NameEntry = (u8, Vec<u8>);
 
-        #[test]
-        fn one_flipped_byte_never_panics(at in 0usize..4096, value in any::<u8>()) {
-            let mut bytes = rustls_hello("flip.example.com", true, Some(128));
-            let at = at % bytes.len();
-            bytes[at] = value;
-            let _ = parse(&bytes);
+    #[derive(Debug, Clone)]
+    struct Extensions {
+        before: Vec<(u16, Vec<u8>)>,
+        /// Name entries of other types before the host name, and the host name.
+        sni: Option<(Vec<NameEntry>, String)>,
+        after: Vec<(u16, Vec<u8>)>,
+    }
+
+    fn vec_u8(out: &mut Vec<u8>, data: &[u8]) {
+        out.push(u8::try_from(data.len()).unwrap());
+        out.extend_from_slice(data);
+    }
+
+    fn vec_u16(out: &mut Vec<u8>, data: &[u8]) {
+        out.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(data);
+    }
+
+    fn extension(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+        out.extend_from_slice(&kind.to_be_bytes());
+        vec_u16(out, data);
+    }
+
+    /// The records of the hello `spec` describes.
+    fn encode_hello(spec: &HelloSpec) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&spec.random);
+        vec_u8(&mut body, &spec.session_id);
+        let suites: Vec<u8> = spec
+            .cipher_suites
+            .iter()
+            .flat_map(|c| c.to_be_bytes())
+            .collect();
+        vec_u16(&mut body, &suites);
+        vec_u8(&mut body, &spec.compression);
+        if let Some(ext) = &spec.extensions {
+            let mut list = Vec::new();
+            for (kind, data) in &ext.before {
+                extension(&mut list, *kind, data);
+            }
+            if let Some((others, host)) = &ext.sni {
+                let mut names = Vec::new();
+                for (kind, name) in others {
+                    names.push(*kind);
+                    vec_u16(&mut names, name);
+                }
+                names.push(NAME_TYPE_HOST_NAME);
+                vec_u16(&mut names, host.as_bytes());
+                let mut data = Vec::new();
+                vec_u16(&mut data, &names);
+                extension(&mut list, EXTENSION_SERVER_NAME, &data);
+            }
+            for (kind, data) in &ext.after {
+                extension(&mut list, *kind, data);
+            }
+            vec_u16(&mut body, &list);
         }
+        let len = u32::try_from(body.len()).unwrap().to_be_bytes();
+        let mut message = vec![HANDSHAKE_CLIENT_HELLO, len[1], len[2], len[3]];
+        message.extend_from_slice(&body);
+        let mut records = Vec::new();
+        for chunk in message.chunks(spec.fragment) {
+            records.extend_from_slice(&[CONTENT_TYPE_HANDSHAKE, 3, spec.record_minor]);
+            vec_u16(&mut records, chunk);
+        }
+        records
+    }
+
+    fn hello_spec() -> impl Strategy<Value = HelloSpec> {
+        let bytes = |max| proptest::collection::vec(any::<u8>(), 0..max);
+        let other_extension = (1u16.., bytes(24));
+        let other_name = (1u8.., bytes(16));
+        let host = "[a-zA-Z0-9_.-]{1,60}";
+        let sni = proptest::option::of((proptest::collection::vec(other_name, 0..2), host));
+        let extensions = (
+            proptest::collection::vec(other_extension.clone(), 0..4),
+            sni,
+            proptest::collection::vec(other_extension, 0..3),
+        )
+            .prop_map(|(before, sni, after)| Extensions { before, sni, after });
+        (
+            any::<[u8; 32]>(),
+            bytes(33),
+            proptest::collection::vec(any::<u16>(), 1..20),
+            proptest::collection::vec(any::<u8>(), 1..3),
+            proptest::option::weighted(0.9, extensions),
+            prop_oneof![1usize..64, Just(RECORD_FRAGMENT_BYTES_MAX)],
+            0u8..=4,
+        )
+            .prop_map(
+                |(random, session_id, cipher_suites, compression, extensions, fragment, minor)| {
+                    HelloSpec {
+                        random,
+                        session_id,
+                        cipher_suites,
+                        compression,
+                        extensions,
+                        fragment,
+                        record_minor: minor,
+                    }
+                },
+            )
+    }
+
+    /// What parsing the hello `spec` describes must give.
+    fn expected(spec: &HelloSpec) -> ClientHello {
+        let sni = spec.extensions.as_ref().and_then(|e| e.sni.as_ref());
+        hello(sni.map(|(_, host)| host.to_ascii_lowercase()).as_deref())
+    }
+
+    /// One change to a valid encoding.
+    #[derive(Debug, Clone)]
+    pub(crate) enum Mutation {
+        Flip(proptest::sample::Index, u8),
+        Insert(proptest::sample::Index, u8),
+        Delete(proptest::sample::Index),
+        /// Keep a strict prefix.
+        Truncate(proptest::sample::Index),
+    }
+
+    pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
+        let at = any::<proptest::sample::Index>();
+        prop_oneof![
+            (at.clone(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
+            (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+            at.clone().prop_map(Mutation::Delete),
+            at.prop_map(Mutation::Truncate),
+        ]
+    }
+
+    /// `bytes` (not empty) changed by `m`.
+    pub(crate) fn mutate(bytes: &[u8], m: &Mutation) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        match m {
+            Mutation::Flip(i, mask) => out[i.index(bytes.len())] ^= mask,
+            Mutation::Insert(i, b) => out.insert(i.index(bytes.len() + 1), *b),
+            Mutation::Delete(i) => drop(out.remove(i.index(bytes.len()))),
+            Mutation::Truncate(i) => out.truncate(i.index(bytes.len())),
+        }
+        out
+    }
+
+    pub(crate) const CASES: u32 = 512;
+
+    /// Runs `test` on [`CASES`] inputs from `strategy`; returns how many it said decoded.
+    pub(crate) fn count_decoded<S: Strategy>(
+        strategy: S,
+        test: impl Fn(S::Value) -> Result<bool, proptest::test_runner::TestCaseError>,
+    ) -> u32 {
+        let decoded = std::cell::Cell::new(0);
+        proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(CASES))
+            .run(&strategy, |value| {
+                decoded.set(decoded.get() + u32::from(test(value)?));
+                Ok(())
+            })
+            .unwrap();
+        decoded.get()
+    }
+
+    /// Hellos built from their parts parse to their host name (lowercase), over one record or
+    /// many; every strict prefix is incomplete.
+    #[test]
+    fn built_hellos_parse_and_their_prefixes_are_incomplete() {
+        let decoded = count_decoded(hello_spec(), |spec| {
+            let bytes = encode_hello(&spec);
+            prop_assert_eq!(parse(&bytes), expected(&spec));
+            for cut in 0..bytes.len() {
+                prop_assert_eq!(parse(&bytes[..cut]), ClientHello::Incomplete);
+            }
+            Ok(true)
+        });
+        assert_eq!(decoded, CASES);
+    }
+
+    /// Parses `valid` changed by `m`: it must not panic, a cut one must ask for more, and what
+    /// parses names a host name or none. `Some(true)`: parsed; `Some(false)`: refused as malformed.
+    fn parse_changed(
+        valid: &[u8],
+        m: &Mutation,
+    ) -> Result<Option<bool>, proptest::test_runner::TestCaseError> {
+        let result = parse(&mutate(valid, m));
+        if matches!(m, Mutation::Truncate(_)) {
+            prop_assert_eq!(&result, &ClientHello::Incomplete);
+        }
+        Ok(match result {
+            ClientHello::Hello { sni } => {
+                if let Some(name) = sni {
+                    prop_assert!(!name.is_empty());
+                    prop_assert_eq!(name.to_ascii_lowercase(), name);
+                }
+                Some(true)
+            }
+            ClientHello::Malformed(reason) => {
+                prop_assert!(!reason.is_empty());
+                Some(false)
+            }
+            ClientHello::Incomplete | ClientHello::NotTls => None,
+        })
+    }
+
+    /// Changed hellos (built ones, or real ones from rustls): parsed, refused or incomplete, and
+    /// enough of each.
+    #[test]
+    fn changed_hellos_parse_or_are_refused() {
+        let real = [
+            rustls_hello("flip.example.com", true, None),
+            rustls_hello("Flip.Example.com", true, Some(128)),
+            rustls_hello("flip.example.com", false, None),
+        ];
+        let hellos = prop_oneof![
+            hello_spec().prop_map(|spec| encode_hello(&spec)),
+            proptest::sample::select(real.to_vec()),
+        ];
+        let refused = std::cell::Cell::new(0u32);
+        let decoded = count_decoded((hellos, mutation()), |(bytes, m)| {
+            let outcome = parse_changed(&bytes, &m)?;
+            refused.set(refused.get() + u32::from(outcome == Some(false)));
+            Ok(outcome == Some(true))
+        });
+        assert!(decoded >= CASES / 20, "{decoded} parsed");
+        assert!(refused.get() > 0, "none refused");
     }
 }
