@@ -1,7 +1,9 @@
-//! A lost state file loses nothing: `tfgrid apply` (the SDK's plan and apply) run after the
-//! project's state file is deleted still cancels the name contract of a gateway name the project
-//! created and no longer serves, and still applies a changed secret (the chain holds secrets
-//! sealed, so the SDK cannot see that one is unchanged: it re-seals and updates).
+//! The SDK's plan and apply through `tfgrid`, on a grid of one node. A lost state file loses
+//! nothing: an apply after the project's state file is deleted still cancels the name contract of
+//! a gateway name the project created and no longer serves, and still applies a changed secret
+//! (the chain holds secrets sealed, so the SDK cannot see that one is unchanged: it re-seals and
+//! updates). A plan refuses a node named in the file that has not the room, before anything is
+//! created.
 
 use std::path::Path;
 use std::process::Output;
@@ -33,10 +35,15 @@ fn project(password: &str, extra: &str) -> String {
 
 /// `tfgrid --json --key //Bob apply` of `text`, with its state file in `dir`.
 fn apply(grid: &Grid, dir: &Path, text: &str, more: &[&str]) -> Output {
+    run(grid, "apply", dir, text, more)
+}
+
+/// `tfgrid --json --key //Bob <command>` of `text`, with its state file in `dir`.
+fn run(grid: &Grid, command: &str, dir: &Path, text: &str, more: &[&str]) -> Output {
     let file = dir.join("kept.toml");
     std::fs::write(&file, text).unwrap();
     let state = dir.join("kept.json");
-    let mut args = vec!["--json", "--key", "//Bob", "apply", "--state"];
+    let mut args = vec!["--json", "--key", "//Bob", command, "--state"];
     args.push(state.to_str().unwrap());
     args.extend_from_slice(more);
     args.push(file.to_str().unwrap());
@@ -110,4 +117,22 @@ async fn without_its_state_file_a_changed_password_is_applied() {
         selected.is_ok(),
         "the new password is refused: {selected:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_node_without_room_is_refused_at_plan() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (grid, _zos) = grid_with_node(data.path()).await;
+    // The node has 50 GiB of HDD; the 0-db asks for 60.
+    let big = project("pw", "").replace("1 GiB", "60 GiB");
+    let said = "node 1, named in the file, has not the room: it needs 60.0 GiB hdd (50.0 GiB free)";
+    let rpc = grid.client.rpc();
+    let bob = rpc.twin(3).await.unwrap().expect("Bob's twin").account_id;
+    let nonce = rpc.account(bob).await.unwrap().nonce;
+    testkit::fails(run(&grid, "plan", work.path(), &big, &[]), said);
+    testkit::fails(apply(&grid, work.path(), &big, &[]), said);
+    // Bob signed nothing: no contract was created (and canceled again).
+    assert_eq!(rpc.account(bob).await.unwrap().nonce, nonce);
+    assert_eq!(rpc.contracts_by_node(1).await.unwrap(), vec![]);
 }

@@ -3,7 +3,7 @@
 //! cannot change in place is replaced in two versions: removed, then added anew. When a workload
 //! fails or the node never answers, what this apply created is canceled again (unless kept on
 //! purpose), so nothing is left half-made. An account that cannot pay an hour of what it asks for
-//! is refused before anything is created.
+//! is refused before anything is created (as the plan refused it).
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use tfchain_client::api::TfchainApiClient;
 use tfgrid_types::deployment::WorkloadResult;
 use tfgrid_types::{ContractId, NodeId};
 
+use super::check;
 use super::diff::{self, Action};
 use super::names::{cancel_names, submit_names, wait_names};
 use super::state::{State, digests};
@@ -124,16 +125,14 @@ pub async fn apply(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Applied, Error> {
     let started = Instant::now();
-    if plan.cost_per_hour > plan.cost_per_hour_now {
-        let available = grid.client.rpc().account(grid.key.account()).await?.free;
-        if available < plan.cost_per_hour {
-            return Err(Error::InsufficientFunds {
-                project: plan.project.clone(),
-                cost_per_hour: plan.cost_per_hour,
-                available,
-            });
-        }
-    }
+    // Checked again: the balance may have changed since the plan.
+    let available = grid.client.rpc().account(grid.key.account()).await?.free;
+    check::funds(
+        &plan.project,
+        plan.cost_per_hour,
+        plan.cost_per_hour_now,
+        available,
+    )?;
     match &plan.current {
         None => create(grid, plan, options, started, progress).await,
         Some(current) if !plan.has_changes() => {

@@ -19,6 +19,7 @@
 //! or that another of its deployments serves, is left alone.
 
 mod apply;
+pub mod check;
 pub mod diff;
 mod names;
 pub mod state;
@@ -238,6 +239,36 @@ async fn choose_node(
     }
 }
 
+/// Whether node `node_id`, named in the file, has room for `needs` beside its other contracts (all
+/// but `own`, the project's).
+async fn check_named_node(
+    grid: &Grid,
+    project: &Project,
+    node_id: NodeId,
+    own: Option<ContractId>,
+    needs: &Needs,
+) -> Result<(), Error> {
+    let rpc = grid.client.rpc();
+    let node = rpc
+        .node(node_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("there is no node {node_id}")))?;
+    let others = rpc
+        .contracts_by_node(node_id)
+        .await?
+        .into_iter()
+        .filter(|c| Some(c.contract_id) != own && !matches!(c.state, ContractState::Deleted(_)))
+        .filter_map(|c| match c.contract_type {
+            ContractData::NodeContract(nc) => Some(nc.deployment.capacity()),
+            _ => None,
+        })
+        .fold(Default::default(), |a, c| a + c);
+    check::room(node_id, node.node.resources, others, needs).map_err(|reason| Error::NoNode {
+        project: project.name().into(),
+        reason,
+    })
+}
+
 /// The workloads the project's file describes, with its images resolved through the hub.
 async fn wanted_workloads(
     grid: &Grid,
@@ -259,11 +290,14 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
     let current = current(grid, project.name(), state).await?;
     let old = current.as_ref().map(|c| &c.deployment);
     let mut workloads = wanted_workloads(grid, project, old).await?;
-    let (node_id, node_reason) =
-        choose_node(grid, project, current.as_ref(), diff::needs(&workloads)).await?;
+    let needs = diff::needs(&workloads);
+    let (node_id, node_reason) = choose_node(grid, project, current.as_ref(), needs).await?;
+    let contract_id = current.as_ref().map(|c| c.contract_id);
+    if project.node.id.is_some() {
+        check_named_node(grid, project, node_id, contract_id, &needs).await?;
+    }
     let recorded = state.load_for(project.name(), grid.client.genesis_hash())?;
     let created_names = project_names(old, recorded.as_ref());
-    let contract_id = current.as_ref().map(|c| c.contract_id);
     let names = name_changes(grid, &project.gateway_names(), &created_names, contract_id).await?;
     let ours: Vec<String> = names
         .iter()
@@ -283,6 +317,11 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         .unwrap_or_default();
     let secrets_changed = diff::secrets_changed(&workloads, &digests);
     let changes = diff::workload_changes(old, &workloads, &secrets_changed);
+    let cost = cost_per_hour(grid, &workloads, held(Action::Create)).await?;
+    let old_workloads = old.map_or(&[][..], |d| &d.workloads);
+    let cost_now = cost_per_hour(grid, old_workloads, held(Action::Remove)).await?;
+    let available = grid.client.rpc().account(grid.key.account()).await?.free;
+    check::funds(project.name(), cost, cost_now, available)?;
     Ok(Plan {
         project: project.name().into(),
         description: project.description.clone(),
@@ -290,13 +329,8 @@ pub async fn plan(grid: &Grid, project: &Project, state: &StateFile) -> Result<P
         node_reason,
         contract_id,
         changes,
-        cost_per_hour: cost_per_hour(grid, &workloads, held(Action::Create)).await?,
-        cost_per_hour_now: cost_per_hour(
-            grid,
-            old.map_or(&[][..], |d| &d.workloads),
-            held(Action::Remove),
-        )
-        .await?,
+        cost_per_hour: cost,
+        cost_per_hour_now: cost_now,
         names,
         created_names,
         workloads,
