@@ -1,21 +1,20 @@
 //! Waiting for a node to run a version of a contract: until it has reported every workload `ok` or
-//! `error` (its signed report counts as soon as the chain has it pending, a block before the ledger
-//! records it), showing each state change as it comes, and saying whether the node is alive when
-//! it never answers.
+//! `error`, showing each state change as it comes, and saying whether the node is alive when it
+//! never answers. It follows the chain's event subscription (each finalized block's events), so it
+//! sees a report in the block that holds it, without polling; what the chain held before the
+//! subscription started (a report already recorded, or signed and still pending) is read once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tfchain_client::api::{ContractView, TfchainApiClient};
-use tfchain_runtime::types::{ContractState, DeploymentState};
-use tfgrid_types::deployment::{ResultState, Workload};
+use tfchain_runtime::types::{Cause, ContractState, DeploymentState};
+use tfchain_runtime::{Event, EventRecord};
+use tfgrid_types::deployment::{ResultState, Workload, WorkloadResult};
 use tfgrid_types::{ContractId, NodeId};
 
 use super::{Applied, ApplyOptions, Failure, Progress};
 use crate::{Error, Grid};
-
-/// How often apply looks for the node's report while it waits.
-const POLL: Duration = Duration::from_millis(100);
 
 fn now_s() -> u64 {
     SystemTime::now()
@@ -54,9 +53,55 @@ pub(super) struct Step<'a> {
     pub expected: &'a [Workload],
 }
 
-/// Polls until the node has reported the step's version with every workload `ok` or `error`, in a
-/// block or in its signed report still waiting for one (so apply ends a block earlier); reports
-/// each state change as it comes.
+/// What a block's events say of a version of a contract.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Report(Vec<WorkloadResult>),
+    Deleted(Cause),
+}
+
+/// The node's last report of `version` of `contract_id` in a block's events, or the contract's
+/// end, if either is there.
+fn observe(contract_id: ContractId, version: u32, events: &[EventRecord]) -> Option<Seen> {
+    events.iter().rev().find_map(|e| match &e.event {
+        Event::DeploymentStateReported {
+            contract_id: id,
+            version: v,
+            workloads,
+            ..
+        } if *id == contract_id && *v == version => Some(Seen::Report(workloads.clone())),
+        Event::NodeContractCanceled {
+            contract_id: id,
+            cause,
+            ..
+        } if *id == contract_id => Some(Seen::Deleted(*cause)),
+        _ => None,
+    })
+}
+
+/// The contract's state before the subscription started: its end, or the node's report so far.
+async fn before(grid: &Grid, contract_id: ContractId, version: u32) -> Result<Option<Seen>, Error> {
+    let view = grid.contract(contract_id).await?.ok_or_else(|| {
+        Error::NotFound(format!("contract {contract_id} disappeared while waiting"))
+    })?;
+    if let ContractState::Deleted(cause) = view.contract.state {
+        return Ok(Some(Seen::Deleted(cause)));
+    }
+    let state = reported(grid, &view, version).await?;
+    Ok(state.map(|(s, _)| Seen::Report(s.workloads)))
+}
+
+/// Whether every expected workload is `ok` or `error` in a report.
+fn settled(expected: &[Workload], report: &[WorkloadResult]) -> bool {
+    expected.iter().all(|w| {
+        report
+            .iter()
+            .any(|r| r.name == w.name && matches!(r.state, ResultState::Ok | ResultState::Error))
+    })
+}
+
+/// Waits until the node has reported the step's version with every workload `ok` or `error`;
+/// reports each state change as it comes.
 pub(super) async fn wait(
     grid: &Grid,
     step: Step<'_>,
@@ -71,7 +116,7 @@ pub(super) async fn wait(
         version,
         expected,
     } = step;
-    let deadline = Instant::now() + options.timeout;
+    let deadline = tokio::time::Instant::now() + options.timeout;
     let mut shown: BTreeMap<String, (ResultState, String)> = BTreeMap::new();
     let failure = |failed, timed_out| Failure {
         project: project.to_owned(),
@@ -82,57 +127,62 @@ pub(super) async fn wait(
         canceled: false,
         updated: false,
     };
+    // Subscribed first, so no block falls between what is read now and what the events say.
+    let mut blocks = grid.client.rpc().subscribe_events().await?;
+    let mut seen = before(grid, contract_id, version).await?;
     loop {
-        let view = grid.contract(contract_id).await?.ok_or_else(|| {
-            Error::NotFound(format!("contract {contract_id} disappeared while waiting"))
-        })?;
-        if let ContractState::Deleted(cause) = view.contract.state {
-            return Err(Error::NotFound(format!(
-                "contract {contract_id} was deleted ({cause:?}) while waiting"
-            )));
-        }
-        let state = reported(grid, &view, version).await?.map(|(s, _)| s);
-        if let Some(state) = state {
-            for r in &state.workloads {
-                let seen = (r.state, r.message.clone());
-                if shown.get(&r.name) != Some(&seen) {
-                    shown.insert(r.name.clone(), seen);
-                    progress(Progress::Workload {
-                        result: r,
-                        elapsed: started.elapsed(),
+        match seen.take() {
+            Some(Seen::Deleted(cause)) => {
+                return Err(Error::NotFound(format!(
+                    "contract {contract_id} was deleted ({cause:?}) while waiting"
+                )));
+            }
+            Some(Seen::Report(workloads)) => {
+                for r in &workloads {
+                    let now = (r.state, r.message.clone());
+                    if shown.get(&r.name) != Some(&now) {
+                        shown.insert(r.name.clone(), now);
+                        progress(Progress::Workload {
+                            result: r,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                }
+                if settled(expected, &workloads) {
+                    let failed: Vec<(String, String)> = workloads
+                        .iter()
+                        .filter(|r| r.state == ResultState::Error)
+                        .map(|r| (r.name.clone(), r.message.clone()))
+                        .collect();
+                    if !failed.is_empty() {
+                        return Err(Error::Failed(failure(failed, None)));
+                    }
+                    return Ok(Applied {
+                        project: project.to_owned(),
+                        contract_id,
+                        node_id,
+                        version,
+                        workloads,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
                     });
                 }
             }
-            let settled = |name: &str| {
-                state.workloads.iter().any(|r| {
-                    r.name == name && matches!(r.state, ResultState::Ok | ResultState::Error)
-                })
-            };
-            if expected.iter().all(|w| settled(&w.name)) {
-                let failed: Vec<(String, String)> = state
-                    .workloads
-                    .iter()
-                    .filter(|r| r.state == ResultState::Error)
-                    .map(|r| (r.name.clone(), r.message.clone()))
-                    .collect();
-                if !failed.is_empty() {
-                    return Err(Error::Failed(failure(failed, None)));
-                }
-                return Ok(Applied {
-                    project: project.to_owned(),
-                    contract_id,
-                    node_id,
-                    version,
-                    workloads: state.workloads,
-                    elapsed_ms: started.elapsed().as_millis() as u64,
-                });
+            None => {}
+        }
+        let lost = |why: String| {
+            Error::NotFound(format!(
+                "the chain's events, while waiting for contract {contract_id}: {why}"
+            ))
+        };
+        match tokio::time::timeout_at(deadline, blocks.next()).await {
+            Ok(Some(Ok(block))) => seen = observe(contract_id, version, &block.events),
+            Ok(Some(Err(e))) => return Err(lost(e.to_string())),
+            Ok(None) => return Err(lost("the subscription closed".into())),
+            Err(_) => {
+                let why = silent_node(grid, node_id, version, options.timeout).await?;
+                return Err(Error::Failed(failure(vec![], Some(why))));
             }
         }
-        if Instant::now() >= deadline {
-            let why = silent_node(grid, node_id, version, options.timeout).await?;
-            return Err(Error::Failed(failure(vec![], Some(why))));
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -154,4 +204,77 @@ async fn silent_node(
     Ok(format!(
         "node {node_id} did not report version {version} within {timeout:?} ({liveness}): is it down?"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfgrid_types::deployment::ResultData;
+
+    fn result(name: &str, state: ResultState) -> WorkloadResult {
+        WorkloadResult {
+            name: name.into(),
+            created: 0,
+            state,
+            message: String::new(),
+            data: ResultData::None,
+        }
+    }
+
+    fn reported(contract_id: ContractId, version: u32, state: ResultState) -> EventRecord {
+        EventRecord {
+            tx_index: Some(0),
+            event: Event::DeploymentStateReported {
+                contract_id,
+                node_id: 1,
+                version,
+                workloads: vec![result("db", state)],
+            },
+        }
+    }
+
+    #[test]
+    fn a_block_says_what_it_holds_of_one_version_of_one_contract() {
+        let events = [
+            reported(7, 1, ResultState::Ok),
+            reported(8, 2, ResultState::Ok),
+            reported(8, 2, ResultState::Error),
+        ];
+        // The last report of the version asked for counts; others are not this one.
+        let last = Some(Seen::Report(vec![result("db", ResultState::Error)]));
+        assert_eq!(observe(8, 2, &events), last);
+        assert_eq!(observe(8, 1, &events), None);
+        assert_eq!(observe(9, 2, &events), None);
+        let canceled = EventRecord {
+            tx_index: None,
+            event: Event::NodeContractCanceled {
+                contract_id: 9,
+                node_id: 1,
+                twin_id: 3,
+                cause: Cause::OutOfFunds,
+            },
+        };
+        assert_eq!(
+            observe(9, 2, &[canceled]),
+            Some(Seen::Deleted(Cause::OutOfFunds))
+        );
+    }
+
+    #[test]
+    fn settled_when_every_expected_workload_is_ok_or_error() {
+        let db = |state| vec![result("db", state)];
+        let expected = [Workload {
+            version: 0,
+            name: "db".into(),
+            metadata: String::new(),
+            description: String::new(),
+            data: tfgrid_types::deployment::WorkloadData::Zmount(
+                tfgrid_types::deployment::Zmount { size: 1 },
+            ),
+        }];
+        assert!(settled(&expected, &db(ResultState::Ok)));
+        assert!(settled(&expected, &db(ResultState::Error)));
+        assert!(!settled(&expected, &db(ResultState::Init)));
+        assert!(!settled(&expected, &[]));
+    }
 }
