@@ -1,7 +1,10 @@
 //! Property: over random sequences of contract creation, node reports, top-ups, drained balances,
 //! cancellations and block production, (1) total issuance equals the sum of balances and moves only
 //! by fees and burns (down) and farming rewards (up); (2) every active contract is billed in its slot
-//! of each period and at no other block; (3) no public IP is held by a contract that does not exist.
+//! of each period and at no other block; (3) no public IP is held by a contract that does not exist;
+//! (4) every call's result is the one its inputs call for (a deployment is refused only for want
+//! of a public IP or of the fee, a cancellation only of a contract the user does not own). Over the
+//! run, contracts must have been created and billed, so the properties cannot hold vacuously.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +12,10 @@ use proptest::prelude::*;
 use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::tfgrid::{Call as GridCall, IpInput};
 use tfchain_runtime::types::*;
-use tfchain_runtime::{Call, Event, Genesis, Runtime, SignedTransaction, Transaction, balances};
+use tfchain_runtime::{
+    Call, DispatchError, Event, Genesis, Runtime, SignedTransaction, Transaction, TxInvalid,
+    balances,
+};
 use tfgrid_types::deployment::*;
 use tfgrid_types::{AccountId, Keypair, Signature, UNITS_PER_TFT};
 
@@ -20,15 +26,22 @@ struct Chain {
     height: u64,
     time_ms: u64,
     issuance: u128,
+    /// `ContractCreated` events seen.
+    created: u32,
+    /// `ContractBilled` events seen with an amount.
+    billed: u32,
 }
+
+/// What became of one call: included and done (`Ok(None)`), included and failed, or refused.
+type Applied = Result<Option<DispatchError>, TxInvalid>;
 
 fn key(name: &str) -> Keypair {
     Keypair::from_uri(&format!("//{name}")).unwrap()
 }
 
 impl Chain {
-    /// Applies a call in a block of its own; returns whether the call succeeded.
-    fn call(&mut self, who: &str, call: impl Into<Call>) -> bool {
+    /// Applies a call in a block of its own.
+    fn call(&mut self, who: &str, call: impl Into<Call>) -> Applied {
         let signer = key(who).account();
         let nonce = self.rt.state.accounts.get(&signer).map_or(0, |a| a.nonce);
         let tx = SignedTransaction {
@@ -43,7 +56,7 @@ impl Chain {
     }
 
     /// Produces one block (with at most one transaction) and checks the invariants on it.
-    fn block(&mut self, tx: Option<SignedTransaction>) -> bool {
+    fn block(&mut self, tx: Option<SignedTransaction>) -> Applied {
         self.height += 1;
         self.time_ms += 1000;
         let before: BTreeMap<u64, u64> = self
@@ -54,11 +67,9 @@ impl Chain {
             .map(|(id, b)| (*id, b.last_billed_s))
             .collect();
         self.rt.begin_block(self.height, self.time_ms);
-        let ok = match &tx {
-            Some(tx) => {
-                matches!(self.rt.apply_tx(tx, tx.encode().len()), Ok(r) if r.error.is_none())
-            }
-            None => true,
+        let applied = match &tx {
+            Some(tx) => self.rt.apply_tx(tx, tx.encode().len()).map(|r| r.error),
+            None => Ok(None),
         };
         let outcome = self.rt.finish_block();
         let now_s = self.time_ms / 1000;
@@ -70,6 +81,10 @@ impl Chain {
                 Event::TransactionFeePaid { fee, .. } => self.issuance -= fee,
                 Event::TokensBurned { amount, .. } => self.issuance -= amount,
                 Event::FarmingRewardMinted { amount, .. } => self.issuance += amount,
+                Event::ContractCreated(_) => self.created += 1,
+                Event::ContractBilled { amount_billed, .. } if *amount_billed > 0 => {
+                    self.billed += 1
+                }
                 _ => {}
             }
         }
@@ -117,8 +132,13 @@ impl Chain {
                 assert!(c.public_ips_list.iter().any(|l| l.ip == ip.ip));
             }
         }
-        ok
+        applied
     }
+}
+
+/// Asserts a call was included and done.
+fn done(applied: Applied) {
+    assert_eq!(applied, Ok(None));
 }
 
 const USERS: [&str; 3] = ["U1", "U2", "U3"];
@@ -131,21 +151,23 @@ fn setup(funds: [u128; 3]) -> Chain {
         height: 0,
         time_ms: 1_700_000_000_000,
         issuance,
+        created: 0,
+        billed: 0,
     };
     let twin = |chain: &mut Chain, who: &str| {
-        assert!(chain.call(
+        done(chain.call(
             who,
             GridCall::UserAcceptTc {
                 document_link: "https://tc".into(),
-                document_hash: "h".into()
-            }
+                document_hash: "h".into(),
+            },
         ));
-        assert!(chain.call(
+        done(chain.call(
             who,
             GridCall::CreateTwin {
                 relay: None,
-                pk: None
-            }
+                pk: None,
+            },
         ));
     };
     twin(&mut chain, "Alice");
@@ -156,12 +178,12 @@ fn setup(funds: [u128; 3]) -> Chain {
             gw: "185.206.122.1".into(),
         })
         .collect();
-    assert!(chain.call(
+    done(chain.call(
         "Alice",
         GridCall::CreateFarm {
             name: "farm".into(),
-            public_ips: ips
-        }
+            public_ips: ips,
+        },
     ));
     let spec = NodeSpec {
         farm_id: 1,
@@ -182,14 +204,14 @@ fn setup(funds: [u128; 3]) -> Chain {
         virtualized: true,
         serial_number: None,
     };
-    assert!(chain.call("Bob", GridCall::CreateNode(spec)));
+    done(chain.call("Bob", GridCall::CreateNode(spec)));
     for (user, amount) in USERS.iter().zip(funds) {
-        assert!(chain.call(
+        done(chain.call(
             "Alice",
             balances::Call::Transfer {
                 dest: key(user).account(),
-                amount
-            }
+                amount,
+            },
         ));
         twin(&mut chain, user);
     }
@@ -265,48 +287,162 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+/// Whether the call was refused because the signer cannot pay its fee (a drained user).
+fn cannot_pay(applied: &Applied) -> bool {
+    matches!(applied, Err(TxInvalid::CannotPayFee { .. }))
+}
 
-    #[test]
-    fn contracts_keep_the_ledger_sound(
-        funds in proptest::array::uniform3(prop_oneof![Just(50_000u128), Just(UNITS_PER_TFT), Just(1000 * UNITS_PER_TFT)]),
-        ops in proptest::collection::vec(op(), 1..40),
-    ) {
-        let mut chain = setup(funds);
-        for op in ops {
-            match op {
-                Op::Deploy { user, tag, ip } => {
-                    let d = deployment(&chain, USERS[user], tag, ip);
-                    chain.call(USERS[user], ScCall::CreateNodeContract { node_id: 1, deployment: d });
-                }
-                Op::Name { user, tag } => {
-                    chain.call(USERS[user], ScCall::CreateNameContract { name: format!("name-{tag}") });
-                }
-                Op::Report { contract, cru } => {
-                    let used = Resources { cru, mru: 2 * GIB * cru, sru: 10 * GIB, hru: GIB };
-                    chain.call("Bob", ScCall::ReportContractResources { resources: vec![ContractResources { contract_id: contract, used }] });
-                }
-                Op::TopUp { user, tft } => {
-                    chain.call("Alice", balances::Call::Transfer { dest: key(USERS[user]).account(), amount: tft * UNITS_PER_TFT });
-                }
-                Op::Drain { user } => {
-                    let account: AccountId = key(USERS[user]).account();
-                    let free = chain.rt.state.balance(&account);
-                    // Leave just about the fee.
-                    if free > 20_000 {
-                        chain.call(USERS[user], balances::Call::Transfer { dest: key("Alice").account(), amount: free - 20_000 });
-                    }
-                }
-                Op::Cancel { user, contract } => {
-                    chain.call(USERS[user], ScCall::CancelContract { contract_id: contract });
-                }
-                Op::Blocks(n) => {
-                    for _ in 0..n {
-                        chain.block(None);
-                    }
+/// A public IP of the farm that no contract holds.
+fn free_ip(chain: &Chain) -> bool {
+    let farm = chain.rt.state.farms.get(&1).unwrap();
+    farm.public_ips.iter().any(|ip| ip.contract_id == 0)
+}
+
+/// Creates a node contract: refused only for want of a public IP or of the fee.
+fn deploy(chain: &mut Chain, user: &str, tag: u32, ip: bool) {
+    let d = deployment(chain, user, tag, ip);
+    let had_ip = free_ip(chain);
+    let before = chain.created;
+    let applied = chain.call(
+        user,
+        ScCall::CreateNodeContract {
+            node_id: 1,
+            deployment: d,
+        },
+    );
+    match applied {
+        Ok(None) => assert_eq!(chain.created, before + 1, "created without an event"),
+        Ok(Some(DispatchError::NotEnoughPublicIps { .. })) => assert!(ip && !had_ip),
+        other => assert!(cannot_pay(&other), "deploy: {other:?}"),
+    }
+}
+
+/// Cancels a contract: done if the user owns it (then it is gone), refused otherwise.
+fn cancel(chain: &mut Chain, user: &str, contract: u64) {
+    let state = &chain.rt.state;
+    let twin = state.twin_id_by_account.get(&key(user).account()).copied();
+    let owner = state.contracts.get(&contract).map(|c| c.twin_id);
+    let applied = chain.call(
+        user,
+        ScCall::CancelContract {
+            contract_id: contract,
+        },
+    );
+    match applied {
+        Ok(None) => {
+            assert_eq!(owner, twin);
+            assert!(chain.rt.state.contracts.get(&contract).is_none());
+        }
+        Ok(Some(DispatchError::ContractNotFound(_))) => assert_eq!(owner, None),
+        Ok(Some(DispatchError::NotContractOwner { .. })) => {
+            assert!(owner.is_some() && owner != twin)
+        }
+        other => assert!(cannot_pay(&other), "cancel: {other:?}"),
+    }
+}
+
+/// Runs one operation and checks its call's result against what its inputs call for.
+fn run(chain: &mut Chain, op: Op) {
+    match op {
+        Op::Deploy { user, tag, ip } => deploy(chain, USERS[user], tag, ip),
+        Op::Name { user, tag } => {
+            let name = format!("name-{tag}");
+            let taken = chain.rt.state.contract_id_by_name.get(&name).is_some();
+            let applied = chain.call(USERS[user], ScCall::CreateNameContract { name });
+            match applied {
+                Ok(None) => assert!(!taken),
+                Ok(Some(DispatchError::NameTaken(..))) => assert!(taken),
+                other => assert!(cannot_pay(&other), "name: {other:?}"),
+            }
+        }
+        Op::Report { contract, cru } => {
+            let used = Resources {
+                cru,
+                mru: 2 * GIB * cru,
+                sru: 10 * GIB,
+                hru: GIB,
+            };
+            let kind = chain
+                .rt
+                .state
+                .contracts
+                .get(&contract)
+                .map(|c| matches!(c.contract_type, ContractData::NodeContract(_)));
+            let applied = chain.call(
+                "Bob",
+                ScCall::ReportContractResources {
+                    resources: vec![ContractResources {
+                        contract_id: contract,
+                        used,
+                    }],
+                },
+            );
+            let expect = match kind {
+                Some(true) => None,
+                Some(false) => Some(DispatchError::NotNodeContract(contract)),
+                None => Some(DispatchError::ContractNotFound(contract)),
+            };
+            assert_eq!(applied, Ok(expect));
+        }
+        Op::TopUp { user, tft } => done(chain.call(
+            "Alice",
+            balances::Call::Transfer {
+                dest: key(USERS[user]).account(),
+                amount: tft * UNITS_PER_TFT,
+            },
+        )),
+        Op::Drain { user } => {
+            let account: AccountId = key(USERS[user]).account();
+            let free = chain.rt.state.balance(&account);
+            // Leave just about the fee.
+            if free > 20_000 {
+                let applied = chain.call(
+                    USERS[user],
+                    balances::Call::Transfer {
+                        dest: key("Alice").account(),
+                        amount: free - 20_000,
+                    },
+                );
+                match applied {
+                    Ok(None) => {}
+                    // The fee came first, and the rest no longer covers the amount.
+                    Ok(Some(DispatchError::InsufficientFunds { .. })) => {}
+                    other => panic!("drain: {other:?}"),
                 }
             }
         }
+        Op::Cancel { user, contract } => cancel(chain, USERS[user], contract),
+        Op::Blocks(n) => {
+            for _ in 0..n {
+                done(chain.block(None));
+            }
+        }
     }
+}
+
+#[test]
+fn contracts_keep_the_ledger_sound() {
+    let funds = proptest::array::uniform3(prop_oneof![
+        Just(50_000u128),
+        Just(UNITS_PER_TFT),
+        Just(1000 * UNITS_PER_TFT)
+    ]);
+    let strategy = (funds, proptest::collection::vec(op(), 1..40));
+    let totals = std::cell::Cell::new((0u32, 0u32));
+    proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(24))
+        .run(&strategy, |(funds, ops)| {
+            let mut chain = setup(funds);
+            for op in ops {
+                run(&mut chain, op);
+            }
+            let (created, billed) = totals.get();
+            totals.set((created + chain.created, billed + chain.billed));
+            Ok(())
+        })
+        .unwrap();
+    let (created, billed) = totals.get();
+    assert!(
+        created > 0 && billed > 0,
+        "{created} contracts created, {billed} bills"
+    );
 }
