@@ -1,7 +1,8 @@
 //! Helpers for end-to-end tests: find the workspace's built binaries, start a dev chain as a real
 //! process on a free loopback port, kill it hard, restart it on the same data, and run the CLI; a
 //! LAN of network namespaces (`lan`); a whole `tfgrid up` grid (`local`); a PostgreSQL server
-//! (`postgres`). Waits are on conditions with deadlines, never fixed sleeps.
+//! (`postgres`); where a container's cgroup is, on cgroup v1, v2 or hybrid hosts. Waits are on
+//! conditions with deadlines, never fixed sleeps.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -485,4 +486,28 @@ pub fn tfgrid(home: &Path, rpc_url: &str, args: &[&str]) -> Output {
         .env_remove("TFGRID_KEY")
         .output()
         .expect("running tfgrid")
+}
+
+/// The directories that may hold a zos container's cgroup (`/zos/<id>`, as runc makes it): the
+/// memory controller's on a v1 or hybrid host, the unified hierarchy's on a v2 or hybrid one.
+pub fn container_cgroups(id: &str) -> [PathBuf; 3] {
+    ["memory/", "", "unified/"].map(|tree| PathBuf::from(format!("/sys/fs/cgroup/{tree}zos/{id}")))
+}
+
+/// Whether any cgroup of the container is left on the host, whichever hierarchy holds it.
+pub fn container_cgroup_left(id: &str) -> bool {
+    container_cgroups(id).iter().any(|dir| dir.exists())
+}
+
+/// The memory limit of a zos container's cgroup in bytes: v1's `memory.limit_in_bytes`, or v2's
+/// `memory.max` where the host has no v1 memory controller.
+pub fn container_memory_limit(id: &str) -> Option<u64> {
+    let [v1, v2, hybrid] = container_cgroups(id);
+    [
+        v1.join("memory.limit_in_bytes"),
+        v2.join("memory.max"),
+        hybrid.join("memory.max"),
+    ]
+    .iter()
+    .find_map(|file| std::fs::read_to_string(file).ok()?.trim().parse().ok())
 }

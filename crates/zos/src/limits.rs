@@ -6,6 +6,11 @@ use std::time::Duration;
 pub const JOBS_MAX: usize = 10_000;
 /// Contracts listed per node at reconciliation.
 pub const CONTRACTS_PER_NODE_MAX: usize = 10_000;
+/// The size bound of the node's 0-db `default` namespace. The namespace is protected (only the
+/// agent, with the admin password, writes it) and holds nothing of users; the bound keeps even a
+/// leaked admin password from filling the node's disk through it.
+pub const ZDB_DEFAULT_MAXSIZE: u64 = 1 << 20;
+
 /// How long to wait for a zdb server to start.
 pub const ZDB_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait before retrying the chain after an error.

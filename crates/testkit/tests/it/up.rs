@@ -294,11 +294,10 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     let applied = env.json(&["apply", &changed]);
     assert_eq!(applied["contract_id"].as_u64(), Some(contract));
     assert_eq!(applied["version"], 2);
-    let limit = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/memory/zos/{BOB}-{contract}-web/memory.limit_in_bytes"
-    ))
-    .unwrap();
-    assert_eq!(limit.trim(), (512u64 << 20).to_string());
+    assert_eq!(
+        testkit::container_memory_limit(&format!("{BOB}-{contract}-web")),
+        Some(512 << 20)
+    );
     assert_eq!(fetch(&net, &web_ip), "served by app\n");
     assert_eq!(public_page("185.206.122.33"), "served by app\n");
     let value: String = redis::cmd("GET")
@@ -450,7 +449,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     assert_eq!(code, "404", "{body}");
     wait("the node's cleanup", Duration::from_secs(30), || {
         !Path::new("/var/run/netns").join(&net).exists()
-            && !Path::new(&format!("/sys/fs/cgroup/memory/zos/{BOB}-{contract}-web")).exists()
+            && !testkit::container_cgroup_left(&format!("{BOB}-{contract}-web"))
     });
     let gone = redis::Client::open(format!(
         "redis://{}:{}/",

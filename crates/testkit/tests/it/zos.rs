@@ -124,6 +124,23 @@ async fn zos_provisions_zdb_namespaces_from_contracts() {
         namespace(port, &ns, "wrong").await.is_err(),
         "a wrong password is refused"
     );
+    // The node's own `default` namespace is not open to its network: a client without the admin
+    // password cannot write it.
+    let mut anyone = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let refused = redis::cmd("SET")
+        .arg("filler")
+        .arg("x")
+        .query_async::<Vec<u8>>(&mut anyone)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("read-only") || refused.to_string().contains("protected"),
+        "{refused}"
+    );
     let view = client.rpc().contract(1).await.unwrap().unwrap();
     assert_eq!(
         view.resources.map(|r| r.hru),
@@ -551,11 +568,7 @@ async fn zos_runs_containers_from_verified_images() {
     // Running, with its memory limit and its (sealed on chain, opened by the node) environment.
     let (status, pid) = runc_status(data.path(), id).expect("the container exists");
     assert_eq!(status, "running");
-    let limit = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/memory/zos/{id}/memory.limit_in_bytes"
-    ))
-    .unwrap();
-    assert_eq!(limit.trim(), "268435456");
+    assert_eq!(testkit::container_memory_limit(id), Some(268435456));
     let greeting = data
         .path()
         .join(format!("containers/{id}/rootfs/tmp/greeting"));
@@ -694,10 +707,7 @@ async fn zos_runs_containers_from_verified_images() {
             "network namespace {ns} left behind"
         );
     }
-    assert!(
-        !std::path::Path::new(&format!("/sys/fs/cgroup/memory/zos/{id}")).exists(),
-        "cgroup left behind"
-    );
+    assert!(!testkit::container_cgroup_left(id), "cgroup left behind");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,7 +1,8 @@
 //! The `zdb` primitive: the node runs one 0-db server over its storage and gives each zdb workload a
 //! namespace of its own (mode, password, public flag, size limit). Pausing locks the namespace;
 //! deleting removes it. The server outlives agent restarts: its PID and port are kept in the data
-//! directory, and a restarted agent adopts it.
+//! directory, and a restarted agent adopts it. Its `default` namespace is protected (written only
+//! with the admin password) and bounded, so the node's network cannot fill the disk through it.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,7 @@ use rand::RngCore;
 use tfgrid_types::deployment::{ResultData, Secret, Workload, WorkloadData, Zdb, ZdbMode};
 
 use super::{Op, Primitive, Target, alive, recorded_pid};
-use crate::limits::ZDB_START_TIMEOUT;
+use crate::limits::{ZDB_DEFAULT_MAXSIZE, ZDB_START_TIMEOUT};
 
 #[derive(Debug)]
 pub struct ZdbServer {
@@ -105,6 +106,10 @@ impl ZdbServer {
                     "--admin",
                     &admin,
                     "--sync",
+                    // The default namespace: written only with the admin password, and bounded.
+                    "--protect",
+                    "--maxsize",
+                    &ZDB_DEFAULT_MAXSIZE.to_string(),
                 ])
                 .arg("--data")
                 .arg(self.dir.join("data"))
