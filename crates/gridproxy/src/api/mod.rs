@@ -1,11 +1,13 @@
-//! The REST API (axum): the grid proxy's endpoints over the index. Every request reads one snapshot
-//! of the store on a blocking thread; [`status_of`] is the one table from errors to HTTP statuses.
+//! The REST API (axum): the grid proxy's endpoints over the index, served and documented from one
+//! table ([`ROUTES`]). Every request reads one snapshot of the store on a blocking thread;
+//! [`status_of`] is the one table from errors to HTTP statuses.
 
 mod contracts;
 mod farms;
 mod nodes;
 mod openapi;
 pub mod params;
+mod routes;
 mod stats;
 mod twins;
 
@@ -17,7 +19,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::MethodFilter;
 use serde_json::{Value as Json_, json};
 
 use crate::error::Error;
@@ -26,6 +28,7 @@ use crate::limits::CONCURRENT_REQUESTS_MAX;
 use crate::store::{self, Sql, Store};
 
 pub use openapi::OPENAPI;
+pub use routes::{Field, ROUTES, Route};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -212,42 +215,15 @@ async fn openapi_json() -> Response {
         .into_response()
 }
 
-/// Every route of the API; the OpenAPI test checks this list against the document.
-pub const ROUTES: &[&str] = &[
-    "/",
-    "/health",
-    "/openapi.json",
-    "/farms",
-    "/nodes",
-    "/nodes/{id}",
-    "/gateways",
-    "/gateways/{id}",
-    "/twins",
-    "/twins/{id}/consumption",
-    "/contracts",
-    "/contracts/{id}",
-    "/contracts/{id}/bills",
-    "/public_ips",
-    "/stats",
-];
-
+/// The API's router: every route of [`ROUTES`], and the not-found reply for any other.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(crate::dashboard::index))
-        .route("/health", get(health))
-        .route("/openapi.json", get(openapi_json))
-        .route("/farms", get(farms::list))
-        .route("/public_ips", get(farms::public_ips))
-        .route("/nodes", get(nodes::list))
-        .route("/nodes/{id}", get(nodes::one))
-        .route("/gateways", get(nodes::gateways))
-        .route("/gateways/{id}", get(nodes::gateway))
-        .route("/twins", get(twins::list))
-        .route("/twins/{id}/consumption", get(twins::consumption))
-        .route("/contracts", get(contracts::list))
-        .route("/contracts/{id}", get(contracts::one))
-        .route("/contracts/{id}/bills", get(contracts::bills))
-        .route("/stats", get(stats::stats))
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| {
+            let method = MethodFilter::try_from(route.method.clone())
+                .unwrap_or_else(|e| panic!("route {} {}: {e}", route.method, route.path));
+            router.route(route.path, (route.handler)(method))
+        })
         .fallback(|| async { ApiError(Error::NotFound("route".into())).into_response() })
         .layer(tower::limit::ConcurrencyLimitLayer::new(
             CONCURRENT_REQUESTS_MAX,

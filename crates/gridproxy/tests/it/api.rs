@@ -103,12 +103,7 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
     ]);
     let node1 = Keypair::from_uri("//Node1").unwrap();
     let node2 = Keypair::from_uri("//Node2").unwrap();
-    let small = Resources {
-        hru: 1000 * GIB,
-        sru: 500 * GIB,
-        cru: 8,
-        mru: 16 * GIB,
-    };
+    let small = NODE_RESOURCES;
     let big = Resources {
         hru: 2000 * GIB,
         sru: 1000 * GIB,

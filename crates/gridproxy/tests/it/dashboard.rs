@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use tfchain_client::api::TfchainApiClient;
-use tfchain_runtime::types::Resources;
 use tfgrid_types::Keypair;
 
 use crate::browser::Browser;
@@ -63,14 +62,8 @@ async fn dashboard_in_headless_chromium() {
     ]);
     let node1 = Keypair::from_uri("//Node1").unwrap();
     let node2 = Keypair::from_uri("//Node2").unwrap();
-    let resources = Resources {
-        hru: 1000 * GIB,
-        sru: 500 * GIB,
-        cru: 8,
-        mru: 16 * GIB,
-    };
-    register_node(&client, &node1, resources, "Ghent", "Belgium").await;
-    register_node(&client, &node2, resources, "Cairo", "Egypt").await;
+    register_node(&client, &node1, NODE_RESOURCES, "Ghent", "Belgium").await;
+    register_node(&client, &node2, NODE_RESOURCES, "Cairo", "Egypt").await;
     report_uptime(&client, &node1).await;
     run(&["--key", "//Bob", "twin", "create"]);
     let db = zdb_file(home.path(), "db.json", 10, true);

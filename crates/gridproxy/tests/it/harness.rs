@@ -21,6 +21,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const GIB: u64 = 1 << 30;
 
+/// The capacity of the tests' nodes (a second, bigger one is made where sizes must differ).
+pub const NODE_RESOURCES: Resources = Resources {
+    hru: 1000 * GIB,
+    sru: 500 * GIB,
+    cru: 8,
+    mru: 16 * GIB,
+};
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Reply {
@@ -37,9 +45,14 @@ impl Reply {
 
 /// GET over HTTP/1.0 (one request per connection, no chunking).
 pub async fn get(port: u16, path: &str) -> std::io::Result<Reply> {
+    request(port, "GET", path).await
+}
+
+/// A request without a body over HTTP/1.0 (one request per connection, no chunking).
+pub async fn request(port: u16, method: &str, path: &str) -> std::io::Result<Reply> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .write_all(format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;

@@ -6,3 +6,4 @@ mod browser;
 mod dashboard;
 mod harness;
 mod restart;
+mod routes;

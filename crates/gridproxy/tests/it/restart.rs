@@ -10,7 +10,6 @@ use testkit::wait_for;
 use tfchain_client::Client;
 use tfchain_client::api::{BlockId, TfchainApiClient};
 use tfchain_runtime::Event;
-use tfchain_runtime::types::Resources;
 use tfgrid_types::Keypair;
 
 use crate::harness::*;
@@ -91,13 +90,7 @@ async fn resumes_after_kill_without_double_applying(store: Option<String>) {
         ],
     );
     let node = Keypair::from_uri("//Node1").unwrap();
-    let resources = Resources {
-        hru: 1000 * GIB,
-        sru: 500 * GIB,
-        cru: 8,
-        mru: 16 * GIB,
-    };
-    register_node(&client, &node, resources, "Ghent", "Belgium").await;
+    register_node(&client, &node, NODE_RESOURCES, "Ghent", "Belgium").await;
     run(&chain, &["--key", "//Bob", "twin", "create"]);
     let db = zdb_file(home.path(), "db.json", 10, true);
     run(
