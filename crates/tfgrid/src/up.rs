@@ -152,6 +152,32 @@ where
     }
 }
 
+/// Why `up` cannot have its loopback `ports` (each named by its option), if it cannot: one given
+/// twice, or one that is not `free` — most likely held by another `tfgrid up`, which the user may
+/// stop or dodge with other ports.
+fn port_clash(ports: &[(&str, u16)], free: impl Fn(u16) -> bool) -> Option<String> {
+    for (i, (option, port)) in ports.iter().enumerate() {
+        if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+            return Some(format!(
+                "{other} and {option} are both {port}: give each its own port"
+            ));
+        }
+    }
+    let (option, port) = ports.iter().find(|(_, port)| !free(*port))?;
+    let options: Vec<&str> = ports.iter().map(|(option, _)| *option).collect();
+    let (last, first) = options.split_last()?;
+    Some(format!(
+        "port {port} ({option}) is taken: another `tfgrid up` is probably running; stop it \
+         (Ctrl-C), or pick other ports with {} and {last}",
+        first.join(", ")
+    ))
+}
+
+/// Whether a port on loopback can be listened on now.
+fn loopback_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
 pub async fn up(
     nodes: u32,
     dir: PathBuf,
@@ -160,6 +186,15 @@ pub async fn up(
     hub_port: u16,
     explorer_port: u16,
 ) -> Result<()> {
+    // Before anything is cleared or started: a running grid's data and ports are not this one's.
+    let ports = [
+        ("--rpc-port", rpc_port),
+        ("--hub-port", hub_port),
+        ("--explorer-port", explorer_port),
+    ];
+    if let Some(clash) = port_clash(&ports, loopback_free) {
+        bail!(clash);
+    }
     let rpc = format!("ws://127.0.0.1:{rpc_port}");
     let hub = format!("127.0.0.1:{hub_port}");
     if dir.exists() {
@@ -480,4 +515,54 @@ async fn run_demo(endpoints: Endpoints, state: StateFile) -> Result<()> {
     }
     println!("  see it: tfgrid --key //Bob status examples/demo.toml");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_clash;
+
+    const PORTS: [(&str, u16); 3] = [
+        ("--rpc-port", 9944),
+        ("--hub-port", 8090),
+        ("--explorer-port", 8080),
+    ];
+
+    fn check(ports: &[(&str, u16)], taken: &[u16], expect: Option<&str>) {
+        assert_eq!(
+            port_clash(ports, |p| !taken.contains(&p)).as_deref(),
+            expect
+        );
+    }
+
+    #[test]
+    fn clashes() {
+        check(&PORTS, &[], None);
+        check(
+            &PORTS,
+            &[8080, 9944],
+            Some(
+                "port 9944 (--rpc-port) is taken: another `tfgrid up` is probably running; stop \
+                 it (Ctrl-C), or pick other ports with --rpc-port, --hub-port and --explorer-port",
+            ),
+        );
+        check(
+            &PORTS,
+            &[8080],
+            Some(
+                "port 8080 (--explorer-port) is taken: another `tfgrid up` is probably running; \
+                 stop it (Ctrl-C), or pick other ports with --rpc-port, --hub-port and \
+                 --explorer-port",
+            ),
+        );
+        let twice = [
+            ("--rpc-port", 9944),
+            ("--hub-port", 9944),
+            ("--explorer-port", 1),
+        ];
+        check(
+            &twice,
+            &[9944],
+            Some("--rpc-port and --hub-port are both 9944: give each its own port"),
+        );
+    }
 }

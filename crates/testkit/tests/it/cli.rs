@@ -1,7 +1,10 @@
 //! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
-//! errors that say what was wrong, exit non-zero and change nothing.
+//! errors that say what was wrong, exit non-zero and change nothing; a second `tfgrid up` names the
+//! port it cannot have.
 
-use testkit::{ChainProcess, fails, ok, tfgrid};
+use std::process::Command;
+
+use testkit::{ChainProcess, LocalGrid, bin, fails, ok, tfgrid};
 use tfchain_client::api::TfchainApiClient;
 use tfgrid_types::{Keypair, UNITS_PER_TFT};
 
@@ -168,4 +171,46 @@ async fn cli_drives_the_chain() {
     let balance: serde_json::Value =
         serde_json::from_str(&ok(cli(&["--json", "balance", "//Ferdie"]))).unwrap();
     assert_eq!(balance["free"], (1_000_000_000 * UNITS_PER_TFT).to_string());
+}
+
+/// The port of a URL such as ws://127.0.0.1:9944.
+fn port_of(url: &str) -> &str {
+    url.rsplit(':').next().unwrap()
+}
+
+/// A second `tfgrid up` in the same directory and on the same ports says which port is taken and
+/// why, and leaves the running grid and its data alone.
+#[test]
+fn a_second_up_names_the_taken_port() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join(".tfgrid-local");
+    let grid = LocalGrid::start(0, false, &data);
+    std::fs::write(data.join("marker"), "the first grid's").unwrap();
+    let rpc = port_of(&grid.rpc);
+    // `timeout`: were the clash missed, this `up` would run until stopped.
+    let second = Command::new("timeout")
+        .arg("120")
+        .arg(bin("tfgrid"))
+        .args(["up", "--nodes", "0", "--data", ".tfgrid-local"])
+        .args(["--rpc-port", rpc, "--hub-port", port_of(&grid.hub)])
+        .args(["--explorer-port", port_of(&grid.explorer)])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    fails(
+        second,
+        &format!(
+            "port {rpc} (--rpc-port) is taken: another `tfgrid up` is probably running; \
+             stop it (Ctrl-C), or pick other ports with --rpc-port, --hub-port and --explorer-port"
+        ),
+    );
+    assert!(
+        data.join("marker").exists(),
+        "the second up cleared the data"
+    );
+    ok(grid
+        .cli(work.path(), "//Bob")
+        .args(["chain", "status"])
+        .output()
+        .unwrap());
 }
