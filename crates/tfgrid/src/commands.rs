@@ -326,25 +326,42 @@ async fn twin(ctx: &Ctx, cmd: TwinCmd) -> Result<()> {
         }
         TwinCmd::Consumption { twin } => return contracts::consumption(ctx, twin).await,
         TwinCmd::Show { twin } => {
-            let found = match twin {
-                Some(spec) => match spec.parse::<u32>() {
-                    Ok(id) => client.rpc().twin(id).await?,
-                    Err(_) => {
-                        client
-                            .rpc()
-                            .twin_by_account(ctx.keystore.account(&spec)?)
-                            .await?
-                    }
-                },
-                None => client.rpc().twin_by_account(ctx.key()?.account()).await?,
+            let found = match twin.as_deref().map(|spec| (spec, spec.parse::<u32>())) {
+                Some((_, Ok(id))) => known_twin(&client, id).await?,
+                Some((spec, Err(_))) => twin_of(&client, ctx.keystore.account(spec)?).await?,
+                None => twin_of(&client, ctx.key()?.account()).await?,
             };
-            if found.is_none() {
-                bail!("no such twin");
-            }
-            ctx.out.show(&found, show_twin);
+            ctx.out.show(&Some(found), show_twin);
         }
     }
     Ok(())
+}
+
+/// A twin the chain holds, or the error naming the id.
+pub async fn known_twin(client: &Client, id: u32) -> Result<Twin> {
+    client
+        .rpc()
+        .twin(id)
+        .await?
+        .ok_or_else(|| anyhow!("unknown twin {id}"))
+}
+
+/// The twin of an account, or the error saying it has none.
+async fn twin_of(client: &Client, account: AccountId) -> Result<Twin> {
+    client
+        .rpc()
+        .twin_by_account(account)
+        .await?
+        .ok_or_else(|| anyhow!("account {account} has no twin"))
+}
+
+/// A node the chain holds, or the error naming the id.
+pub async fn known_node(client: &Client, id: u32) -> Result<NodeView> {
+    client
+        .rpc()
+        .node(id)
+        .await?
+        .ok_or_else(|| anyhow!("unknown node {id}"))
 }
 
 /// A farm by id or by name.
@@ -617,11 +634,7 @@ async fn node(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             });
         }
         NodeCmd::Show { id } => {
-            let view = client
-                .rpc()
-                .node(id)
-                .await?
-                .ok_or_else(|| anyhow!("unknown node {id}"))?;
+            let view = known_node(&client, id).await?;
             ctx.out.show(&view, show_node);
         }
         NodeCmd::PublicConfig {
@@ -633,11 +646,7 @@ async fn node(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             domain,
             clear,
         } => {
-            let view = client
-                .rpc()
-                .node(node)
-                .await?
-                .ok_or_else(|| anyhow!("unknown node {node}"))?;
+            let view = known_node(&client, node).await?;
             let public_config = (!clear).then(|| PublicConfig {
                 ip4: Ip4Config {
                     ip: ip4.unwrap_or_default(),
@@ -659,11 +668,7 @@ async fn node(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
                 "setting the node's public config",
             )
             .await?;
-            let view = client
-                .rpc()
-                .node(node)
-                .await?
-                .ok_or_else(|| anyhow!("unknown node {node}"))?;
+            let view = known_node(&client, node).await?;
             ctx.out.show(&view, show_node);
         }
     }

@@ -12,7 +12,7 @@ use tfchain_runtime::{Call, Event};
 use tfgrid_types::deployment::{SignatureRequirement, Workload};
 use tfgrid_types::{AccountId, TwinId, format_tft};
 
-use crate::commands::Ctx;
+use crate::commands::{Ctx, known_node, known_twin};
 use crate::output::{fields, table};
 
 /// A deployment as a user writes it: the CLI fills in the owner, the version and the signatures.
@@ -120,6 +120,7 @@ pub async fn create_rent(ctx: &Ctx, node_id: u32) -> Result<()> {
 
 pub async fn cancel(ctx: &Ctx, contract_id: u64) -> Result<()> {
     let client = ctx.client().await?;
+    known_contract(&client, contract_id).await?;
     let included = ctx
         .execute(
             &client,
@@ -202,12 +203,17 @@ fn show_view(view: &ContractView) -> String {
     text
 }
 
-async fn show_id(ctx: &Ctx, client: &Client, contract_id: u64) -> Result<()> {
-    let view = client
+/// A contract the chain holds, or the error naming the id (the chain keeps no ended contract).
+async fn known_contract(client: &Client, contract_id: u64) -> Result<ContractView> {
+    client
         .rpc()
         .contract(contract_id)
         .await?
-        .ok_or_else(|| anyhow!("unknown contract {contract_id}"))?;
+        .ok_or_else(|| anyhow!("unknown contract {contract_id}"))
+}
+
+async fn show_id(ctx: &Ctx, client: &Client, contract_id: u64) -> Result<()> {
+    let view = known_contract(client, contract_id).await?;
     ctx.out.show(&view, show_view);
     Ok(())
 }
@@ -219,8 +225,14 @@ pub async fn show(ctx: &Ctx, contract_id: u64) -> Result<()> {
 pub async fn list(ctx: &Ctx, twin: Option<u32>, node: Option<u32>) -> Result<()> {
     let client = ctx.client().await?;
     let contracts = match (twin, node) {
-        (_, Some(node)) => client.rpc().contracts_by_node(node).await?,
-        (Some(twin), None) => client.rpc().contracts_by_twin(twin).await?,
+        (_, Some(node)) => {
+            known_node(&client, node).await?;
+            client.rpc().contracts_by_node(node).await?
+        }
+        (Some(twin), None) => {
+            known_twin(&client, twin).await?;
+            client.rpc().contracts_by_twin(twin).await?
+        }
         (None, None) => {
             client
                 .rpc()
@@ -245,12 +257,10 @@ pub async fn list(ctx: &Ctx, twin: Option<u32>, node: Option<u32>) -> Result<()>
 }
 
 pub async fn bills(ctx: &Ctx, contract_id: u64) -> Result<()> {
-    let bills = ctx
-        .client()
-        .await?
-        .rpc()
-        .contract_bills(contract_id)
-        .await?;
+    let client = ctx.client().await?;
+    // The chain drops an ended contract's bills with it: no bills of an unknown id are "none".
+    known_contract(&client, contract_id).await?;
+    let bills = client.rpc().contract_bills(contract_id).await?;
     ctx.out.show(&bills, |bills| {
         table(
             &["time (unix)", "discount", "amount (TFT)"],
@@ -269,7 +279,7 @@ pub async fn bills(ctx: &Ctx, contract_id: u64) -> Result<()> {
 pub async fn consumption(ctx: &Ctx, twin: Option<u32>) -> Result<()> {
     let client = ctx.client().await?;
     let twin_id = match twin {
-        Some(t) => t,
+        Some(t) => known_twin(&client, t).await?.id,
         None => own_twin(&client, ctx.key()?.account()).await?,
     };
     let view = client.rpc().twin_consumption(twin_id).await?;

@@ -1,10 +1,10 @@
 //! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
-//! errors that say what was wrong, exit non-zero and change nothing; a second `tfgrid up` names the
-//! port it cannot have.
+//! errors that say what was wrong, exit non-zero and change nothing; lookups of unknown ids fail; a
+//! second `tfgrid up` names the port it cannot have.
 
 use std::process::Command;
 
-use testkit::{ChainProcess, LocalGrid, bin, fails, ok, tfgrid};
+use testkit::{ChainProcess, Grid, LocalGrid, bin, fails, ok, tfgrid};
 use tfchain_client::api::TfchainApiClient;
 use tfgrid_types::{Keypair, UNITS_PER_TFT};
 
@@ -171,6 +171,30 @@ async fn cli_drives_the_chain() {
     let balance: serde_json::Value =
         serde_json::from_str(&ok(cli(&["--json", "balance", "//Ferdie"]))).unwrap();
     assert_eq!(balance["free"], (1_000_000_000 * UNITS_PER_TFT).to_string());
+}
+
+/// Every lookup of an id the chain does not hold fails and names it, rather than showing nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_ids_fail() {
+    let grid = Grid::start(|_| {}).await;
+    let cli = |args: &[&str]| grid.cli(args);
+    fails(cli(&["contract", "bills", "7"]), "unknown contract 7");
+    fails(cli(&["contract", "show", "7"]), "unknown contract 7");
+    fails(
+        cli(&["--key", "//Alice", "contract", "cancel", "7"]),
+        "unknown contract 7",
+    );
+    fails(cli(&["twin", "show", "7"]), "unknown twin 7");
+    fails(cli(&["twin", "consumption", "7"]), "unknown twin 7");
+    fails(cli(&["contract", "list", "--twin", "7"]), "unknown twin 7");
+    fails(cli(&["contract", "list", "--node", "7"]), "unknown node 7");
+    fails(cli(&["node", "show", "7"]), "unknown node 7");
+    fails(cli(&["farm", "show", "7"]), "unknown farm \"7\"");
+    fails(cli(&["twin", "show", "//Bob"]), "has no twin");
+    // What exists is still shown.
+    ok(cli(&["twin", "show", "1"]));
+    ok(cli(&["twin", "consumption", "1"]));
+    ok(cli(&["contract", "list", "--twin", "1"]));
 }
 
 /// The port of a URL such as ws://127.0.0.1:9944.
