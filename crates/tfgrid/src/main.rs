@@ -12,6 +12,7 @@ mod output;
 mod up;
 
 use clap::{Parser, Subcommand};
+use tfchain_client::ClientError;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "The ThreeFold Grid command line")]
@@ -108,7 +109,7 @@ pub enum Command {
         /// Also deploy a demo (a 0-db namespace and a web container) on node 1.
         #[arg(long)]
         demo: bool,
-        #[arg(long, default_value_t = 9944)]
+        #[arg(long, default_value_t = up::RPC_PORT)]
         rpc_port: u16,
         #[arg(long, default_value_t = 8090)]
         hub_port: u16,
@@ -344,7 +345,102 @@ pub enum KvCmd {
 async fn main() {
     let cli = Cli::parse();
     if let Err(error) = commands::run(cli).await {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", error_line(&error));
         std::process::exit(1);
+    }
+}
+
+/// An error as the one line the user reads: a chain that cannot be reached is said once, with how
+/// to start a local one; otherwise the causes, outermost first.
+fn error_line(error: &anyhow::Error) -> String {
+    let unreachable = error.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(ClientError::Connect { url, reason }) => Some((url, reason)),
+        _ => None,
+    });
+    match unreachable {
+        Some((url, reason)) => {
+            let mut line = format!("cannot reach the chain at {url}: {reason}");
+            if let Some(port) = loopback_port(url) {
+                line.push_str("; start a local grid with `tfgrid up");
+                if port != up::RPC_PORT {
+                    line.push_str(&format!(" --rpc-port {port}"));
+                }
+                line.push_str("`, or point --rpc at a running chain");
+            }
+            line
+        }
+        None => join_causes(error.chain().map(|cause| cause.to_string())),
+    }
+}
+
+/// Causes' messages joined by ": ", leaving out one that the message before it already ends with
+/// (a step whose message includes its source's).
+fn join_causes(messages: impl IntoIterator<Item = String>) -> String {
+    let mut line = String::new();
+    let mut last = String::new();
+    for message in messages {
+        if !last.ends_with(&message) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&message);
+        }
+        last = message;
+    }
+    line
+}
+
+/// The port of a URL on this machine (`ws://127.0.0.1:9944`, `http://localhost:9944/`).
+fn loopback_port(url: &str) -> Option<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+        .then(|| port.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(error: anyhow::Error, expect: &str) {
+        assert_eq!(error_line(&error), expect);
+    }
+
+    fn connect(url: &str) -> anyhow::Error {
+        ClientError::Connect {
+            url: url.into(),
+            reason: "Connection refused (os error 111)".into(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn lines() {
+        check(
+            connect("ws://127.0.0.1:9944").context("connecting to the chain"),
+            "cannot reach the chain at ws://127.0.0.1:9944: Connection refused (os error 111); \
+             start a local grid with `tfgrid up`, or point --rpc at a running chain",
+        );
+        check(
+            connect("http://localhost:19944/"),
+            "cannot reach the chain at http://localhost:19944/: Connection refused (os error \
+             111); start a local grid with `tfgrid up --rpc-port 19944`, or point --rpc at a \
+             running chain",
+        );
+        check(
+            connect("wss://tfchain.grid.tf:443"),
+            "cannot reach the chain at wss://tfchain.grid.tf:443: Connection refused (os error 111)",
+        );
+        // A step that says its cause is not followed by the cause again.
+        let step = anyhow::anyhow!("reading x: no such file").context("loading");
+        check(step, "loading: reading x: no such file");
+        let causes = |all: &[&str]| join_causes(all.iter().map(|m| m.to_string()));
+        assert_eq!(
+            causes(&["connecting: cannot reach x", "cannot reach x"]),
+            "connecting: cannot reach x"
+        );
+        assert_eq!(causes(&["a", "b", "c"]), "a: b: c");
     }
 }

@@ -24,6 +24,8 @@ use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 
 use crate::images;
 
+/// The chain's port on loopback unless `--rpc-port` says otherwise (the CLI's default `--rpc`).
+pub const RPC_PORT: u16 = 9944;
 const CAPACITY: &str = "cru=4,mru=8G,sru=100G,hru=100G";
 /// What `--demo` applies.
 const DEMO: &str = include_str!("../../../examples/demo.toml");

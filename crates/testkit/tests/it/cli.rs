@@ -1,10 +1,10 @@
 //! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
 //! errors that say what was wrong, exit non-zero and change nothing; lookups of unknown ids fail; a
-//! second `tfgrid up` names the port it cannot have.
+//! chain it cannot reach is said in one line; a second `tfgrid up` names the port it cannot have.
 
 use std::process::Command;
 
-use testkit::{ChainProcess, Grid, LocalGrid, bin, fails, ok, tfgrid};
+use testkit::{ChainProcess, Grid, LocalGrid, bin, fails, free_port, ok, tfgrid};
 use tfchain_client::api::TfchainApiClient;
 use tfgrid_types::{Keypair, UNITS_PER_TFT};
 
@@ -195,6 +195,41 @@ async fn unknown_ids_fail() {
     ok(cli(&["twin", "show", "1"]));
     ok(cli(&["twin", "consumption", "1"]));
     ok(cli(&["contract", "list", "--twin", "1"]));
+}
+
+/// A chain that does not answer is said once, in one line, with how to start a local one.
+#[test]
+fn an_unreachable_chain_is_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("app.toml");
+    std::fs::write(
+        &project,
+        "name = \"app\"\n[[zdb]]\nname = \"db\"\nsize = \"1 GiB\"\npassword = \"secret\"\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let url = format!("ws://127.0.0.1:{port}");
+    let project = project.to_str().unwrap();
+    for args in [
+        &["--key", "//Bob", "plan", project][..],
+        &["chain", "status"],
+    ] {
+        let out = tfgrid(home.path(), &url, args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.matches("cannot reach the chain").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "start a local grid with `tfgrid up --rpc-port {port}`"
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 /// The port of a URL such as ws://127.0.0.1:9944.
