@@ -1,10 +1,11 @@
 //! `plan`, `apply`, `status` and `destroy` of deployment files, through the SDK: what a person sees
 //! (a plan table with costs, progress while the node works, results with addresses and endpoints)
-//! or JSON for scripts.
+//! or JSON for scripts. The project's state directory (`.tfgrid/`) is made ignored by git.
 
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tfgrid_sdk::deployer::{self, Action, ApplyOptions, Plan, Progress, StateFile};
 use tfgrid_sdk::project::Project;
 use tfgrid_types::deployment::{ResultData, ResultState, WorkloadData, WorkloadResult};
@@ -21,6 +22,20 @@ fn state_file(args: &ProjectArgs, project: &Project) -> StateFile {
         Some(path) => StateFile { path: path.clone() },
         None => StateFile::beside(".", project.name()),
     }
+}
+
+/// What a directory of state the CLI makes says to git: ignore all of it (as cargo's `target/`).
+const GITIGNORE: &str = "# Made by tfgrid: deployment state, not sources.\n*\n";
+
+/// Creates `dir` for state (the project's `.tfgrid/`, `up`'s data) with a `.gitignore` in it, so
+/// it is not committed by mistake; a directory that exists already is left as it is.
+pub(crate) fn create_state_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ignore = dir.join(".gitignore");
+    std::fs::write(&ignore, GITIGNORE).with_context(|| format!("writing {}", ignore.display()))
 }
 
 fn cost(units_an_hour: u128) -> String {
@@ -146,6 +161,11 @@ pub async fn plan(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
 
 pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: u64) -> Result<()> {
     let (grid, project, state) = load(ctx, args).await?;
+    if args.state.is_none()
+        && let Some(dir) = state.path.parent()
+    {
+        create_state_dir(dir)?;
+    }
     let plan = deployer::plan(&grid, &project, &state).await?;
     let quiet = ctx.out.json;
     if !quiet {

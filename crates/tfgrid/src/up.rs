@@ -204,6 +204,7 @@ pub async fn up(
     }
     // Absolute: the nodes' container runtime resolves paths from elsewhere than here.
     let dir = std::path::absolute(&dir)?;
+    crate::deploy::create_state_dir(&dir)?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let mut started = Started {

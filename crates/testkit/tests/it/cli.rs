@@ -1,6 +1,7 @@
 //! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
 //! errors that say what was wrong, exit non-zero and change nothing; lookups of unknown ids fail; a
-//! chain it cannot reach is said in one line; a second `tfgrid up` names the port it cannot have.
+//! chain it cannot reach is said in one line; a second `tfgrid up` names the port it cannot have; a
+//! project's state directory is ignored by git.
 
 use std::process::Command;
 
@@ -245,6 +246,9 @@ fn a_second_up_names_the_taken_port() {
     let data = work.path().join(".tfgrid-local");
     let grid = LocalGrid::start(0, false, &data);
     std::fs::write(data.join("marker"), "the first grid's").unwrap();
+    // Its data is not for git either.
+    let ignore = std::fs::read_to_string(data.join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
     let rpc = port_of(&grid.rpc);
     // `timeout`: were the clash missed, this `up` would run until stopped.
     let second = Command::new("timeout")
@@ -272,4 +276,44 @@ fn a_second_up_names_the_taken_port() {
         .args(["chain", "status"])
         .output()
         .unwrap());
+}
+
+/// A user's first `apply` in a git project, with its output into a file: the state directory the
+/// CLI made is ignored by git.
+#[test]
+fn apply_in_a_git_project() {
+    let work = tempfile::tempdir().unwrap();
+    let grid = LocalGrid::start(1, false, &work.path().join("grid"));
+    let project = work.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let git = |args: &[&str]| {
+        ok(Command::new("git")
+            .args(args)
+            .current_dir(&project)
+            .output()
+            .unwrap())
+    };
+    git(&["init", "-q"]);
+    std::fs::write(
+        project.join("app.toml"),
+        "name = \"app\"\n\n[[zdb]]\nname = \"db\"\nsize = \"1 GiB\"\npassword = \"secret\"\n",
+    )
+    .unwrap();
+    // `tfgrid apply app.toml > out 2>&1`: one open file for both.
+    let out = std::fs::File::create(project.join("out")).unwrap();
+    let applied = grid
+        .cli(&project, "//Bob")
+        .args(["apply", "app.toml"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .unwrap();
+    let text = std::fs::read_to_string(project.join("out")).unwrap();
+    assert!(applied.success(), "{text}");
+    assert!(project.join(".tfgrid/app.json").exists());
+    assert_eq!(
+        git(&["status", "--porcelain", "--untracked-files=all"]),
+        "?? app.toml\n?? out\n",
+        "the state directory is not ignored"
+    );
 }
