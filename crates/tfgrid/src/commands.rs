@@ -12,7 +12,7 @@ use tfgrid_types::{AccountId, Keypair, format_tft, parse_tft};
 use tfgrid_sdk::{Endpoints, Grid};
 
 use crate::keystore::Keystore;
-use crate::output::{Output, fields, gib, table};
+use crate::output::{self, Output, fields, gib, table};
 use crate::{
     ChainCmd, Cli, Command, ContractCmd, FarmCmd, HubCmd, ImageCmd, KeysCmd, KvCmd, NodeCmd,
     TwinCmd, contracts, deploy, hub,
@@ -57,11 +57,11 @@ impl Ctx {
             .await
             .with_context(|| format!("{what} failed"))?;
         if !self.out.json {
-            eprintln!(
+            output::note(format_args!(
                 "{what}: included in block {} (fee {} TFT)",
                 included.height,
                 format_tft(included.fee)
-            );
+            ));
         }
         Ok(included)
     }
@@ -118,7 +118,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ("free", format!("{} TFT", format_tft(v.free))),
                     ("nonce", v.nonce.to_string()),
                 ])
-            });
+            })?;
             Ok(())
         }
         Command::Transfer { to, amount } => {
@@ -134,7 +134,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await?;
             ctx.out.show(&tx_json(&included), |_| {
                 format!("sent {} TFT to {dest}", format_tft(amount))
-            });
+            })?;
             Ok(())
         }
         Command::Twin(cmd) => twin(&ctx, cmd).await,
@@ -151,7 +151,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ("block time", format!("{} ms", s.block_time_ms)),
                     ("pending", format!("{} transactions", s.pending_txs)),
                 ])
-            });
+            })?;
             Ok(())
         }
         Command::Kv(cmd) => kv(&ctx, cmd).await,
@@ -170,7 +170,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     out.display(),
                     kernel.display()
                 )
-            });
+            })?;
             Ok(())
         }
         Command::Image(ImageCmd::Push {
@@ -185,7 +185,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ("file", p.file.clone()),
                     ("size", format!("{} bytes", p.size_bytes)),
                 ])
-            });
+            })?;
             Ok(())
         }
         Command::Hub(HubCmd::Serve {
@@ -221,19 +221,19 @@ fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
             let stored = ctx.keystore.save(&name, &phrase)?;
             ctx.out.show(&stored, |k| {
                 format!("created key {:?}\naddress  {}\nphrase   {}\nwrite the phrase down: it is the only way to recover the key", k.name, k.address, k.secret)
-            });
+            })?;
         }
         KeysCmd::Import { name, secret } => {
             let stored = ctx.keystore.save(&name, &secret)?;
             ctx.out
-                .show(&stored.address, |a| format!("imported key {name:?}: {a}"));
+                .show(&stored.address, |a| format!("imported key {name:?}: {a}"))?;
         }
         KeysCmd::Show { name } => {
             let account = match name {
                 Some(spec) => ctx.keystore.account(&spec)?,
                 None => ctx.key()?.account(),
             };
-            ctx.out.show(&account, |a| a.to_string());
+            ctx.out.show(&account, |a| a.to_string())?;
         }
         KeysCmd::List => {
             let keys: Vec<(String, AccountId)> = ctx
@@ -247,7 +247,7 @@ fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
                     &["name", "address"],
                     keys.iter().map(|(n, a)| vec![n.clone(), a.to_string()]),
                 )
-            });
+            })?;
         }
     }
     Ok(())
@@ -322,7 +322,7 @@ async fn twin(ctx: &Ctx, cmd: TwinCmd) -> Result<()> {
                 Event::TwinStored(t) => Some(t.clone()),
                 _ => None,
             });
-            ctx.out.show(&twin, show_twin);
+            ctx.out.show(&twin, show_twin)?;
         }
         TwinCmd::Consumption { twin } => return contracts::consumption(ctx, twin).await,
         TwinCmd::Show { twin } => {
@@ -331,7 +331,7 @@ async fn twin(ctx: &Ctx, cmd: TwinCmd) -> Result<()> {
                 Some((spec, Err(_))) => twin_of(&client, ctx.keystore.account(spec)?).await?,
                 None => twin_of(&client, ctx.key()?.account()).await?,
             };
-            ctx.out.show(&Some(found), show_twin);
+            ctx.out.show(&Some(found), show_twin)?;
         }
     }
     Ok(())
@@ -424,11 +424,11 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
                 _ => None,
             })
             .context("the chain reported no farm")?;
-            ctx.out.show(&farm, show_farm);
+            ctx.out.show(&farm, show_farm)?;
         }
         FarmCmd::Show { farm } => {
             let farm = find_farm(&client, &farm).await?;
-            ctx.out.show(&farm, show_farm);
+            ctx.out.show(&farm, show_farm)?;
         }
         FarmCmd::List => {
             let farms = client.rpc().farms(Page::default()).await?;
@@ -445,7 +445,7 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
                         ]
                     }),
                 )
-            });
+            })?;
         }
         FarmCmd::Nodes { farm } => {
             let farm = find_farm(&client, &farm).await?;
@@ -511,7 +511,7 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
                     format_tft(rewards)
                 ));
                 text
-            });
+            })?;
         }
         FarmCmd::AddIp { farm, ip, gateway } => {
             let farm_id = find_farm(&client, &farm).await?.id;
@@ -526,7 +526,7 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
             )
             .await?;
             ctx.out
-                .show(&find_farm(&client, &farm_id.to_string()).await?, show_farm);
+                .show(&find_farm(&client, &farm_id.to_string()).await?, show_farm)?;
         }
         FarmCmd::RemoveIp { farm, ip } => {
             let farm_id = find_farm(&client, &farm).await?.id;
@@ -537,7 +537,7 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
             )
             .await?;
             ctx.out
-                .show(&find_farm(&client, &farm_id.to_string()).await?, show_farm);
+                .show(&find_farm(&client, &farm_id.to_string()).await?, show_farm)?;
         }
     }
     Ok(())
@@ -631,11 +631,11 @@ async fn node(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
                         ]
                     }),
                 )
-            });
+            })?;
         }
         NodeCmd::Show { id } => {
             let view = known_node(&client, id).await?;
-            ctx.out.show(&view, show_node);
+            ctx.out.show(&view, show_node)?;
         }
         NodeCmd::PublicConfig {
             node,
@@ -669,7 +669,7 @@ async fn node(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             )
             .await?;
             let view = known_node(&client, node).await?;
-            ctx.out.show(&view, show_node);
+            ctx.out.show(&view, show_node)?;
         }
     }
     Ok(())
@@ -686,7 +686,8 @@ async fn kv(ctx: &Ctx, cmd: KvCmd) -> Result<()> {
             let included = ctx
                 .execute(&client, Call::Kv(call), "setting the value")
                 .await?;
-            ctx.out.show(&tx_json(&included), |_| format!("{key} set"));
+            ctx.out
+                .show(&tx_json(&included), |_| format!("{key} set"))?;
         }
         KvCmd::Get {
             entry: key,
@@ -700,7 +701,7 @@ async fn kv(ctx: &Ctx, cmd: KvCmd) -> Result<()> {
                 .ok_or_else(|| anyhow!("no value under {key:?}"))?;
             let value = hex::decode(&entry.value)?;
             let text = String::from_utf8_lossy(&value).into_owned();
-            ctx.out.show(&text, |v| v.clone());
+            ctx.out.show(&text, |v| v.clone())?;
         }
         KvCmd::Delete { entry: key } => {
             let included = ctx
@@ -713,7 +714,7 @@ async fn kv(ctx: &Ctx, cmd: KvCmd) -> Result<()> {
                 )
                 .await?;
             ctx.out
-                .show(&tx_json(&included), |_| format!("{key} deleted"));
+                .show(&tx_json(&included), |_| format!("{key} deleted"))?;
         }
         KvCmd::List { account } => {
             let account = ctx.account_or_own(account.as_deref())?;
@@ -732,7 +733,7 @@ async fn kv(ctx: &Ctx, cmd: KvCmd) -> Result<()> {
                     &["key", "value"],
                     rows.iter().map(|(k, v)| vec![k.clone(), v.clone()]),
                 )
-            });
+            })?;
         }
     }
     Ok(())

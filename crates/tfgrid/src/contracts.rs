@@ -13,7 +13,7 @@ use tfgrid_types::deployment::{SignatureRequirement, Workload};
 use tfgrid_types::{AccountId, TwinId, format_tft};
 
 use crate::commands::{Ctx, known_node, known_twin};
-use crate::output::{fields, table};
+use crate::output::{self, fields, table};
 
 /// A deployment as a user writes it: the CLI fills in the owner, the version and the signatures.
 #[derive(Debug, Deserialize)]
@@ -50,11 +50,11 @@ fn created_contract(included: &tfchain_client::Included) -> Option<Contract> {
 
 fn report(ctx: &Ctx, what: &str, included: &tfchain_client::Included) {
     if !ctx.out.json {
-        eprintln!(
+        output::note(format_args!(
             "{what}: included in block {} (fee {} TFT)",
             included.height,
             format_tft(included.fee)
-        );
+        ));
     }
 }
 
@@ -130,7 +130,7 @@ pub async fn cancel(ctx: &Ctx, contract_id: u64) -> Result<()> {
         .await?;
     let json = serde_json::json!({ "contract_id": contract_id, "height": included.height });
     ctx.out
-        .show(&json, |_| format!("contract {contract_id} canceled"));
+        .show(&json, |_| format!("contract {contract_id} canceled"))?;
     Ok(())
 }
 
@@ -214,7 +214,7 @@ async fn known_contract(client: &Client, contract_id: u64) -> Result<ContractVie
 
 async fn show_id(ctx: &Ctx, client: &Client, contract_id: u64) -> Result<()> {
     let view = known_contract(client, contract_id).await?;
-    ctx.out.show(&view, show_view);
+    ctx.out.show(&view, show_view)?;
     Ok(())
 }
 
@@ -252,7 +252,7 @@ pub async fn list(ctx: &Ctx, twin: Option<u32>, node: Option<u32>) -> Result<()>
                 ]
             }),
         )
-    });
+    })?;
     Ok(())
 }
 
@@ -272,7 +272,7 @@ pub async fn bills(ctx: &Ctx, contract_id: u64) -> Result<()> {
                 ]
             }),
         )
-    });
+    })?;
     Ok(())
 }
 
@@ -299,6 +299,6 @@ pub async fn consumption(ctx: &Ctx, twin: Option<u32>) -> Result<()> {
                 format!("{} TFT", format_tft(v.total_billed)),
             ),
         ])
-    });
+    })?;
     Ok(())
 }

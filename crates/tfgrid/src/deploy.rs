@@ -13,7 +13,7 @@ use tfgrid_types::format_tft;
 
 use crate::ProjectArgs;
 use crate::commands::Ctx;
-use crate::output::{fields, table};
+use crate::output::{self, fields, table};
 
 const HOURS_A_MONTH: u128 = 24 * 30;
 
@@ -155,7 +155,7 @@ async fn load(ctx: &Ctx, args: &ProjectArgs) -> Result<(tfgrid_sdk::Grid, Projec
 pub async fn plan(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
     let (grid, project, state) = load(ctx, args).await?;
     let plan = deployer::plan(&grid, &project, &state).await?;
-    ctx.out.show(&plan, show_plan);
+    ctx.out.show(&plan, show_plan)?;
     Ok(())
 }
 
@@ -169,7 +169,7 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
     let plan = deployer::plan(&grid, &project, &state).await?;
     let quiet = ctx.out.json;
     if !quiet {
-        eprintln!("{}", show_plan(&plan));
+        output::note(show_plan(&plan));
     }
     let options = ApplyOptions {
         keep_on_error,
@@ -180,16 +180,22 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
             return;
         }
         match p {
-            Progress::Submitting(what) => eprintln!("{what}..."),
+            Progress::Submitting(what) => output::note(format_args!("{what}...")),
             Progress::Included {
                 what,
                 height,
                 elapsed,
             } => match height {
-                0 => eprintln!("  {what} on the chain ({:.1} s)", elapsed.as_secs_f64()),
-                h => eprintln!("  {what} in block {h} ({:.1} s)", elapsed.as_secs_f64()),
+                0 => output::note(format_args!(
+                    "  {what} on the chain ({:.1} s)",
+                    elapsed.as_secs_f64()
+                )),
+                h => output::note(format_args!(
+                    "  {what} in block {h} ({:.1} s)",
+                    elapsed.as_secs_f64()
+                )),
             },
-            Progress::Workload { result, elapsed } => eprintln!(
+            Progress::Workload { result, elapsed } => output::note(format_args!(
                 "  {:<16} {:<8} {:>5.1} s  {}",
                 result.name,
                 format!("{:?}", result.state).to_lowercase(),
@@ -198,7 +204,7 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
                     ResultState::Error => result.message.as_str(),
                     _ => "",
                 }
-            ),
+            )),
         }
     };
     let applied = deployer::apply(&grid, &plan, &options, &mut show).await?;
@@ -213,7 +219,7 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
             a.version,
             results_table(&a.workloads, ip.as_deref())
         )
-    });
+    })?;
     Ok(())
 }
 
@@ -222,7 +228,7 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
     let Some(current) = deployer::current(&grid, project.name(), &state).await? else {
         ctx.out.show(&serde_json::Value::Null, |_| {
             format!("{} is not deployed", project.name())
-        });
+        })?;
         return Ok(());
     };
     let view = grid
@@ -283,7 +289,7 @@ pub async fn status(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
             ip.as_deref(),
         ));
         text
-    });
+    })?;
     Ok(())
 }
 
@@ -297,6 +303,6 @@ pub async fn destroy(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
             project.name()
         ),
         None => format!("{} is not deployed: nothing to destroy", project.name()),
-    });
+    })?;
     Ok(())
 }

@@ -12,6 +12,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Serialize;
 
+use crate::output;
+
 #[derive(Debug, Serialize)]
 pub struct Pushed {
     pub hash: String,
@@ -118,7 +120,10 @@ pub async fn serve(dir: PathBuf, listen: SocketAddr, public_url: Option<String>)
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    eprintln!("hub serving on http://{}", listener.local_addr()?);
+    output::note(format_args!(
+        "hub serving on http://{}",
+        listener.local_addr()?
+    ));
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -344,9 +344,17 @@ pub enum KvCmd {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    if let Err(error) = commands::run(cli).await {
-        eprintln!("error: {}", error_line(&error));
-        std::process::exit(1);
+    match commands::run(cli).await {
+        Ok(()) => {}
+        // The reader of stdout stopped early (`| head`): it has what it wanted.
+        Err(error)
+            if error
+                .chain()
+                .any(|cause| cause.is::<output::StdoutClosed>()) => {}
+        Err(error) => {
+            output::note(format_args!("error: {}", error_line(&error)));
+            std::process::exit(1);
+        }
     }
 }
 

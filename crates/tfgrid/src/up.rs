@@ -22,7 +22,7 @@ use tfgrid_sdk::project::Project;
 use tfgrid_sdk::{Endpoints, Grid};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 
-use crate::images;
+use crate::{images, output};
 
 /// The chain's port on loopback unless `--rpc-port` says otherwise (the CLI's default `--rpc`).
 pub const RPC_PORT: u16 = 9944;
@@ -63,7 +63,7 @@ impl Drop for Started {
         for (name, child) in self.children.iter_mut().rev() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let _ = child.wait();
-            eprintln!("stopped {name}");
+            output::note(format_args!("stopped {name}"));
         }
         // What the nodes run outlives their agents (as on a real node): tear it down.
         if let Ok(zos) = sibling("zos") {
@@ -236,7 +236,7 @@ pub async fn up(
         (rpc.clone(), format!("http://{hub}"))
     };
 
-    eprintln!("starting the chain...");
+    output::note("starting the chain...");
     spawn(
         &mut started,
         "tfchain",
@@ -275,7 +275,7 @@ pub async fn up(
             match images::vm_image(&kernel, &dir, &archive) {
                 Ok(()) => Some(crate::hub::push(&archive, &hub_dir, Some("demo-vm"))?),
                 Err(e) => {
-                    eprintln!("no demo VM image: {e:#}");
+                    output::note(format_args!("no demo VM image: {e:#}"));
                     None
                 }
             }
@@ -309,7 +309,7 @@ pub async fn up(
             .arg(dir.join("gridproxy")),
     )?;
 
-    eprintln!("creating the farm and the twins of //Alice (farmer) and //Bob (deployer)...");
+    output::note("creating the farm and the twins of //Alice (farmer) and //Bob (deployer)...");
     let alice = Keypair::from_uri("//Alice")?;
     let bob = Keypair::from_uri("//Bob")?;
     // Both accounts at once: one block for the terms, one for the twins.
@@ -348,7 +348,7 @@ pub async fn up(
         .await?;
 
     for n in 1..=nodes {
-        eprintln!("starting node {n}...");
+        output::note(format_args!("starting node {n}..."));
         let seed = Hash32::of("tfgrid up node", &n.to_le_bytes()).0;
         let node_dir = dir.join(format!("node{n}"));
         std::fs::create_dir_all(node_dir.join("identity"))?;
@@ -412,56 +412,62 @@ pub async fn up(
     )
     .await?;
 
-    println!("\nlocal grid up:");
-    println!("  chain    {rpc} (dev chain, 1 s blocks; http:// works too)");
+    output::print("\nlocal grid up:")?;
+    output::print(format_args!(
+        "  chain    {rpc} (dev chain, 1 s blocks; http:// works too)"
+    ))?;
     match &image {
-        Some(p) => println!(
+        Some(p) => output::print(format_args!(
             "  hub      http://{hub}  demo image http://{hub}/{} (flist_hash {})",
             p.file, p.hash
-        ),
-        None => println!("  hub      http://{hub}  (no demo image: install busybox-static)"),
+        ))?,
+        None => output::print(format_args!(
+            "  hub      http://{hub}  (no demo image: install busybox-static)"
+        ))?,
     }
     match &vm_image {
-        Some(_) => println!(
-            "           \"demo-vm\": the same root booting a kernel, for machines that are VMs"
-        ),
-        None => println!(
-            "           (no VM image: install qemu-system-x86 and linux-image-amd64 for one)"
-        ),
+        Some(_) => output::print(
+            "           \"demo-vm\": the same root booting a kernel, for machines that are VMs",
+        )?,
+        None => output::print(
+            "           (no VM image: install qemu-system-x86 and linux-image-amd64 for one)",
+        )?,
     }
-    println!(
+    output::print(format_args!(
         "  explorer http://{explorer}/  (dashboard; REST API: /nodes, /farms, /contracts, ...; /openapi.json)"
-    );
-    println!(
+    ))?;
+    output::print(format_args!(
         "  farm     1 \"local-farm\" of //Alice (the dev council), public IPs {}",
         FARM_IPS.join(" ")
-    );
+    ))?;
     match &started.lan {
         Some(lan) => {
-            println!(
+            output::print(format_args!(
                 "  nodes    1 to {nodes}, each {CAPACITY}, each a host of its own (network namespace) on {}/24",
                 lan.here()
-            );
+            ))?;
             let last = node_public_config(nodes);
-            println!(
+            output::print(format_args!(
                 "  gateways node N serves <name>.nodeN.grid.local at 185.206.122.(100+N) (node {nodes}: {})",
                 last.ip4.ip
-            );
+            ))?;
         }
-        None => println!(
+        None => output::print(format_args!(
             "  nodes    1 to {nodes}, each {CAPACITY} (sharing this host's network: not root)"
-        ),
+        ))?,
     }
-    println!(
-        "  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded); //Alice and //Bob have twins"
-    );
-    println!("  logs     {}", logs.display());
+    output::print(
+        "  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded); //Alice and //Bob have twins",
+    )?;
+    output::print(format_args!("  logs     {}", logs.display()))?;
 
-    println!(
+    output::print(format_args!(
         "\nUse it with:\n  export TFGRID_RPC={} TFGRID_EXPLORER={} TFGRID_HUB={} TFGRID_KEY=//Bob",
         endpoints.rpc, endpoints.explorer, endpoints.hub
-    );
-    println!("  tfgrid plan examples/demo.toml; tfgrid apply examples/demo.toml; tfgrid node list");
+    ))?;
+    output::print(
+        "  tfgrid plan examples/demo.toml; tfgrid apply examples/demo.toml; tfgrid node list",
+    )?;
     if demo {
         if image.is_none() {
             bail!(
@@ -470,7 +476,7 @@ pub async fn up(
         }
         run_demo(endpoints, StateFile::beside(&dir, "demo")).await?;
     }
-    println!("\nCtrl-C stops the grid.");
+    output::print("\nCtrl-C stops the grid.")?;
     // Ctrl-C, or a TERM from a service manager or `timeout`: stop and clean up either way.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -483,40 +489,42 @@ pub async fn up(
 
 /// Applies `examples/demo.toml` as //Bob, showing progress, and prints what runs.
 async fn run_demo(endpoints: Endpoints, state: StateFile) -> Result<()> {
-    eprintln!("\ndeploying examples/demo.toml as //Bob...");
+    output::note("\ndeploying examples/demo.toml as //Bob...");
     let project = Project::parse(DEMO, "examples/demo.toml")?;
     let grid = Grid::connect(endpoints, Keypair::from_uri("//Bob")?).await?;
     let plan = deployer::plan(&grid, &project, &state).await?;
     let applied = deployer::apply(&grid, &plan, &ApplyOptions::default(), &mut |p| {
         if let Progress::Workload { result, elapsed } = p {
-            eprintln!(
+            output::note(format_args!(
                 "  {:<7} {:?} after {:.1} s {}",
                 result.name,
                 result.state,
                 elapsed.as_secs_f64(),
                 result.message
-            );
+            ));
         }
     })
     .await?;
-    println!(
+    output::print(format_args!(
         "\ndemo: contract {} on node {}, every workload ok {:.1} s after the command:",
         applied.contract_id,
         applied.node_id,
         applied.elapsed_ms as f64 / 1000.0
-    );
+    ))?;
     let config = node_public_config(applied.node_id);
     let ip = config.ip4.ip.split('/').next().unwrap_or_default();
-    println!(
+    output::print(format_args!(
         "{}",
         crate::deploy::results_table(&applied.workloads, Some(ip))
-    );
+    ))?;
     for r in &applied.workloads {
         if let tfgrid_types::deployment::ResultData::GatewayNameProxy { fqdn } = &r.data {
-            println!("  try it: curl --resolve {fqdn}:80:{ip} http://{fqdn}/");
+            output::print(format_args!(
+                "  try it: curl --resolve {fqdn}:80:{ip} http://{fqdn}/"
+            ))?;
         }
     }
-    println!("  see it: tfgrid --key //Bob status examples/demo.toml");
+    output::print("  see it: tfgrid --key //Bob status examples/demo.toml")?;
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
 //! errors that say what was wrong, exit non-zero and change nothing; lookups of unknown ids fail; a
-//! chain it cannot reach is said in one line; a second `tfgrid up` names the port it cannot have; a
-//! project's state directory is ignored by git.
+//! chain it cannot reach is said in one line; output into a closed pipe ends quietly; a second
+//! `tfgrid up` names the port it cannot have; a project's state directory is ignored by git.
 
-use std::process::Command;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
 
 use testkit::{ChainProcess, Grid, LocalGrid, bin, fails, free_port, ok, tfgrid};
 use tfchain_client::api::TfchainApiClient;
@@ -231,6 +232,44 @@ fn an_unreachable_chain_is_one_line() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// `tfgrid keys list | head -1`: the reader stops early, and the CLI ends quietly (no panic about
+/// a broken pipe).
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let home = tempfile::tempdir().unwrap();
+    let keys = home.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    // Stored keys as the keystore writes them: 3,000 rows of a table are far more than a pipe holds.
+    for i in 0..3000 {
+        let name = format!("key-{i:04}-{}", "x".repeat(50));
+        let key = serde_json::json!({
+            "name": name,
+            "address": "5FA9nQDVg267DEd8m1ZypXLBnvN7SFxYwV7ndqSYGiN9TTpu",
+            "secret": "//Alice",
+        });
+        std::fs::write(keys.join(format!("{name}.json")), key.to_string()).unwrap();
+    }
+    let mut child = Command::new(bin("tfgrid"))
+        .args(["keys", "list"])
+        .env("TFGRID_HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with('┌'), "{first}");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{:?}: {stderr}",
+        out.status
+    );
 }
 
 /// The port of a URL such as ws://127.0.0.1:9944.
