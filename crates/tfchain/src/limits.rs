@@ -1,4 +1,5 @@
-//! Named maxima of the node: pool sizes, batch sizes, pages, channels.
+//! Named maxima of the node: pool sizes, batch sizes, pages, channels, RPC connections and their
+//! idle time-out.
 
 /// Transactions waiting in the pool.
 pub const POOL_TXS_MAX: usize = 200_000;
@@ -16,5 +17,17 @@ pub const VERIFY_QUEUE_MAX: usize = 65_536;
 pub const PAGE_LIMIT_MAX: u32 = 500;
 /// Blocks and event sets buffered for each slow subscriber before it misses some.
 pub const SUBSCRIPTION_BUFFER: usize = 256;
-/// RPC connections served at once.
+/// RPC connections open at once (HTTP and WebSocket alike).
 pub const RPC_CONNECTIONS_MAX: u32 = 1_000;
+/// RPC connections kept for clients holding few: past `RPC_CONNECTIONS_MAX` less these, a newcomer
+/// first takes the place of an idle connection of the client holding the most.
+pub const RPC_CONNECTIONS_RESERVE: u32 = 100;
+/// RPC connections one client (an IPv4 address, an IPv6 /64) holds at once; past it, a newcomer
+/// replaces the client's longest-idle connection.
+pub const RPC_CONNECTIONS_PER_CLIENT_MAX: u32 = 64;
+/// RPC connections a client may hold and still be given one of the reserve.
+pub const RPC_RESERVE_PER_CLIENT_MAX: u32 = 8;
+/// Seconds an RPC connection with no request in flight and no subscription stays open.
+pub const RPC_IDLE_TIMEOUT_S: u64 = 120;
+/// HTTP requests in flight on one RPC connection (HTTP/2 carries several); more are answered 429.
+pub const RPC_REQUESTS_PER_CONNECTION_MAX: u32 = 128;
