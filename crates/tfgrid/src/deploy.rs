@@ -1,6 +1,7 @@
 //! `plan`, `apply`, `status` and `destroy` of deployment files, through the SDK: what a person sees
-//! (a plan table with costs, progress while the node works, results with addresses and endpoints)
-//! or JSON for scripts. The project's state directory (`.tfgrid/`) is made ignored by git.
+//! (a plan table with costs, progress while the node works, results with addresses and endpoints,
+//! all on stdout in that order) or JSON for scripts. The project's state directory (`.tfgrid/`) is
+//! made ignored by git.
 
 use std::path::Path;
 use std::time::Duration;
@@ -159,6 +160,36 @@ pub async fn plan(ctx: &Ctx, args: &ProjectArgs) -> Result<()> {
     Ok(())
 }
 
+/// A line of `apply`'s progress.
+fn progress_line(p: &Progress<'_>) -> String {
+    match p {
+        Progress::Submitting(what) => format!("{what}..."),
+        Progress::Included {
+            what,
+            height: 0,
+            elapsed,
+        } => format!("  {what} on the chain ({:.1} s)", elapsed.as_secs_f64()),
+        Progress::Included {
+            what,
+            height,
+            elapsed,
+        } => format!(
+            "  {what} in block {height} ({:.1} s)",
+            elapsed.as_secs_f64()
+        ),
+        Progress::Workload { result, elapsed } => format!(
+            "  {:<16} {:<8} {:>5.1} s  {}",
+            result.name,
+            format!("{:?}", result.state).to_lowercase(),
+            elapsed.as_secs_f64(),
+            match result.state {
+                ResultState::Error => result.message.as_str(),
+                _ => "",
+            }
+        ),
+    }
+}
+
 pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: u64) -> Result<()> {
     let (grid, project, state) = load(ctx, args).await?;
     if args.state.is_none()
@@ -167,44 +198,20 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
         create_state_dir(dir)?;
     }
     let plan = deployer::plan(&grid, &project, &state).await?;
+    // The plan, the progress and the results all go to stdout: one stream keeps their order in a
+    // file or a pipe as on a terminal, and `apply f.toml > out` holds the whole story.
     let quiet = ctx.out.json;
     if !quiet {
-        output::note(show_plan(&plan));
+        output::print(show_plan(&plan))?;
     }
     let options = ApplyOptions {
         keep_on_error,
         timeout: Duration::from_secs(timeout),
     };
     let mut show = |p: Progress<'_>| {
-        if quiet {
-            return;
-        }
-        match p {
-            Progress::Submitting(what) => output::note(format_args!("{what}...")),
-            Progress::Included {
-                what,
-                height,
-                elapsed,
-            } => match height {
-                0 => output::note(format_args!(
-                    "  {what} on the chain ({:.1} s)",
-                    elapsed.as_secs_f64()
-                )),
-                h => output::note(format_args!(
-                    "  {what} in block {h} ({:.1} s)",
-                    elapsed.as_secs_f64()
-                )),
-            },
-            Progress::Workload { result, elapsed } => output::note(format_args!(
-                "  {:<16} {:<8} {:>5.1} s  {}",
-                result.name,
-                format!("{:?}", result.state).to_lowercase(),
-                elapsed.as_secs_f64(),
-                match result.state {
-                    ResultState::Error => result.message.as_str(),
-                    _ => "",
-                }
-            )),
+        if !quiet {
+            // A stdout closed meanwhile is said by the results' print.
+            let _ = output::print(progress_line(&p));
         }
     };
     let applied = deployer::apply(&grid, &plan, &options, &mut show).await?;

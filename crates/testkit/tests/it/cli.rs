@@ -1,7 +1,8 @@
 //! The CLI as a user runs it: keys, transfers, twins, farms and their IPs, the key-value store, and
 //! errors that say what was wrong, exit non-zero and change nothing; lookups of unknown ids fail; a
 //! chain it cannot reach is said in one line; output into a closed pipe ends quietly; a second
-//! `tfgrid up` names the port it cannot have; a project's state directory is ignored by git.
+//! `tfgrid up` names the port it cannot have; a project's state directory is ignored by git, and
+//! `apply`'s output keeps its order in a file.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -318,7 +319,7 @@ fn a_second_up_names_the_taken_port() {
 }
 
 /// A user's first `apply` in a git project, with its output into a file: the state directory the
-/// CLI made is ignored by git.
+/// CLI made is ignored by git, and the plan, progress and results are in the file in that order.
 #[test]
 fn apply_in_a_git_project() {
     let work = tempfile::tempdir().unwrap();
@@ -355,4 +356,39 @@ fn apply_in_a_git_project() {
         "?? app.toml\n?? out\n",
         "the state directory is not ignored"
     );
+    // In the order a terminal shows them.
+    let at = |what: &str| {
+        text.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in:\n{text}"))
+    };
+    assert!(
+        at("a new contract on node 1") < at("creating the contract"),
+        "{text}"
+    );
+    assert!(at("creating the contract") < at("app applied in"), "{text}");
+    // And `tfgrid apply app.toml > out`: stdout alone holds the whole story, in order.
+    std::fs::write(
+        project.join("app.toml"),
+        std::fs::read_to_string(project.join("app.toml"))
+            .unwrap()
+            .replace("1 GiB", "2 GiB"),
+    )
+    .unwrap();
+    let updated = grid
+        .cli(&project, "//Bob")
+        .args(["apply", "app.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&updated.stdout);
+    assert!(updated.status.success(), "{stdout}");
+    let at = |what: &str| {
+        stdout
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in stdout:\n{stdout}"))
+    };
+    assert!(
+        at("update in place") < at("updating contract 1"),
+        "{stdout}"
+    );
+    assert!(at("updating contract 1") < at("app applied in"), "{stdout}");
 }
