@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::ServerHandle;
 use tfchain_client::api::TfchainApiServer;
 use tfgrid_types::Keypair;
 use tokio::sync::{broadcast, watch};
 
 use crate::chain::Chain;
 use crate::consensus::{Consensus, Solo};
-use crate::limits::{RPC_CONNECTIONS_MAX, SUBSCRIPTION_BUFFER};
+use crate::limits::SUBSCRIPTION_BUFFER;
+use crate::listener::{self, ConnectionLimits};
 use crate::rpc::RpcServer;
 use crate::spec::ChainSpec;
 use crate::store::Store;
@@ -59,17 +60,10 @@ impl Node {
             spec: Arc::new(spec.clone()),
             genesis_hash,
         };
-        let rpc_server = Server::builder()
-            .set_config(
-                ServerConfig::builder()
-                    .max_connections(RPC_CONNECTIONS_MAX)
-                    .build(),
-            )
-            .build(rpc_addr)
-            .await
-            .with_context(|| format!("listening for RPC on {rpc_addr}"))?;
-        let rpc_addr = rpc_server.local_addr()?;
-        let rpc = rpc_server.start(server.into_rpc());
+        let (rpc_addr, rpc) =
+            listener::start(rpc_addr, server.into_rpc(), ConnectionLimits::from_env()?)
+                .await
+                .with_context(|| format!("listening for RPC on {rpc_addr}"))?;
         tracing::info!(%rpc_addr, "RPC listening (HTTP and WebSocket)");
 
         let engine: Box<dyn Consensus> = Box::new(Solo {
