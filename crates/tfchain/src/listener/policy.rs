@@ -124,7 +124,8 @@ impl<T> ConnectionTable<T> {
         assert!(
             limits.reserve < limits.connections_max
                 && limits.per_client_max >= 1
-                && limits.reserve_per_client_max >= 1,
+                && limits.reserve_per_client_max >= 1
+                && !limits.idle_timeout.is_zero(),
             "inconsistent connection limits {limits:?}"
         );
         ConnectionTable {
