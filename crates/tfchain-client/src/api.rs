@@ -92,6 +92,15 @@ pub enum TxStatus {
     Unknown,
 }
 
+/// One transaction's verdict in a batch submission: its hash when the pool took it, or why not
+/// (with the code and message `tx_submit` would have answered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Submitted {
+    Accepted(Hash32),
+    Refused { code: i32, message: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DryRun {
     #[serde(with = "tfgrid_types::amount::json_units")]
@@ -177,6 +186,11 @@ pub trait TfchainApi {
     async fn submit(&self, tx: String) -> RpcResult<Hash32>;
 
     /// Runs a signed transaction on the head state without keeping anything.
+    /// Submits many transactions in one request (at most 4,096), each admitted or refused on its
+    /// own, in order: a client need not pay a round trip per transaction.
+    #[method(name = "tx_submitBatch")]
+    async fn submit_batch(&self, txs: Vec<String>) -> RpcResult<Vec<Submitted>>;
+
     #[method(name = "tx_dryRun")]
     async fn dry_run(&self, tx: String) -> RpcResult<DryRun>;
 

@@ -180,6 +180,33 @@ impl Runtime {
         tx: &SignedTransaction,
         encoded_len: usize,
     ) -> Result<Receipt, TxInvalid> {
+        let receipt = self.run_tx(tx, encoded_len)?;
+        self.state.commit_tx();
+        Ok(receipt)
+    }
+
+    /// Runs a transaction in the open block as `apply_tx` would, returns what it did, and undoes
+    /// it: the open block is as before. A node keeps a block open on its head (its billing done
+    /// once) and answers every dry run this way.
+    pub fn try_tx(
+        &mut self,
+        tx: &SignedTransaction,
+        encoded_len: usize,
+    ) -> Result<(Receipt, Vec<EventRecord>), TxInvalid> {
+        let savepoint = self.state.savepoint();
+        let open = self.open.as_ref().expect("try_tx outside a block");
+        let (tx_count, events) = (open.tx_count, open.events.len());
+        let receipt = self.run_tx(tx, encoded_len);
+        self.state.rollback_to(&savepoint);
+        let open = self.open.as_mut().expect("block still open");
+        open.tx_count = tx_count;
+        let tried = open.events.split_off(events);
+        receipt.map(|r| (r, tried))
+    }
+
+    /// Applies one transaction in the open block, its changes left in the running transaction's
+    /// undo log.
+    fn run_tx(&mut self, tx: &SignedTransaction, encoded_len: usize) -> Result<Receipt, TxInvalid> {
         let fee = self.check_tx(tx, encoded_len, 0)?;
         let open = self.open.as_mut().expect("apply_tx outside a block");
         let index = open.tx_count;
@@ -200,7 +227,8 @@ impl Runtime {
             let issuance = self.state.issuance();
             self.state.total_issuance.insert((), issuance - fee);
         }
-        self.state.commit_tx();
+        // A failed call is undone back to here: the fee stays paid.
+        let paid = self.state.savepoint();
 
         let mut ctx = Ctx {
             state: &mut self.state,
@@ -226,7 +254,7 @@ impl Runtime {
                 None
             }
             Err(error) => {
-                self.state.rollback_to(&crate::state::Savepoint::empty());
+                self.state.rollback_to(&paid);
                 open.events.push(record(Event::ExtrinsicFailed {
                     index,
                     error: error.to_string(),
@@ -234,7 +262,6 @@ impl Runtime {
                 Some(error)
             }
         };
-        self.state.commit_tx();
         Ok(Receipt { fee, error })
     }
 
@@ -253,24 +280,5 @@ impl Runtime {
     pub fn abort_block(&mut self) {
         self.open = None;
         self.state.revert_block();
-    }
-
-    /// Runs a transaction as the next block would, and undoes it: what a client asks before it pays.
-    pub fn dry_run(
-        &mut self,
-        tx: &SignedTransaction,
-        encoded_len: usize,
-        height: u64,
-        timestamp_ms: u64,
-    ) -> Result<(Receipt, Vec<EventRecord>), TxInvalid> {
-        self.begin_block(height, timestamp_ms);
-        let receipt = self.apply_tx(tx, encoded_len);
-        let events = self
-            .open
-            .as_ref()
-            .map(|o| o.events.clone())
-            .unwrap_or_default();
-        self.abort_block();
-        receipt.map(|r| (r, events))
     }
 }

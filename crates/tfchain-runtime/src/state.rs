@@ -21,6 +21,7 @@ impl Savepoint {
 macro_rules! state {
     ($($(#[$doc:meta])* $field:ident: $key:ty => $value:ty,)*) => {
         #[derive(Debug)]
+        #[derive(Clone)]
         pub struct State {
             $($(#[$doc])* pub $field: Table<$key, $value>,)*
             hash: LtHash,
@@ -59,6 +60,17 @@ macro_rules! state {
                 let mut changes = Vec::new();
                 $(self.$field.finish_block(&mut self.hash, &mut changes);)*
                 (changes, self.hash.root())
+            }
+
+            /// Takes in the changes of a block another copy of this state finished (outside a block).
+            pub fn apply_changes(&mut self, changes: &[Change]) -> Result<(), String> {
+                for change in changes {
+                    match change.table {
+                        $(stringify!($field) => self.$field.apply_change(&change.key, change.value.as_deref(), &mut self.hash)?,)*
+                        other => return Err(format!("unknown state table {other:?}")),
+                    }
+                }
+                Ok(())
             }
 
             /// Loads one stored entry at start-up.

@@ -1,6 +1,7 @@
 //! A typed table of the ledger state: an ordered map kept in memory, with an undo log for the running
 //! transaction (a failed call leaves no trace) and, per block, the value each touched key had when the
-//! block began (to persist exactly what changed and to update the state hash once per key).
+//! block began (to persist exactly what changed and to update the state hash once per key). A copy
+//! of a state follows another by taking in the changes of its blocks.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::{BTreeMap, HashMap};
@@ -114,7 +115,7 @@ pub struct Change {
     pub value: Option<Vec<u8>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Table<K: TableKey, V: TableValue> {
     name: &'static str,
     map: BTreeMap<K, V>,
@@ -247,6 +248,38 @@ impl<K: TableKey, V: TableValue> Table<K, V> {
                 value: new,
             });
         }
+    }
+
+    /// Takes in one change another copy of the state made in a finished block: sets or removes the
+    /// entry and updates the state hash, outside any block.
+    pub(crate) fn apply_change(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        hash: &mut LtHash,
+    ) -> Result<(), String> {
+        assert!(
+            self.block_start.is_empty(),
+            "a change taken in inside a block"
+        );
+        let k = K::from_key_bytes(key).ok_or_else(|| format!("bad key in table {}", self.name))?;
+        let new = match value {
+            Some(bytes) => {
+                Some(codec::decode::<V>(self.name, bytes, usize::MAX).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let old = match new {
+            Some(v) => self.map.insert(k, v),
+            None => self.map.remove(&k),
+        };
+        if let Some(old) = old {
+            hash.remove(self.name, key, &codec::encode(&old));
+        }
+        if let Some(bytes) = value {
+            hash.add(self.name, key, bytes);
+        }
+        Ok(())
     }
 
     /// Puts back an entry read from a store at start-up, and folds it into the state hash.

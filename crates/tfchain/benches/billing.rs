@@ -39,13 +39,13 @@ impl Bench {
         .sign(key, &self.genesis);
         *nonce += 1;
         let len = tx.encode().len();
-        self.chain.admit(tx, len).expect("admitted");
+        self.chain.shared().admit(tx, len).expect("admitted");
     }
 
     /// Produces blocks until the pool is empty; returns the events of the last one.
     fn drain(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
-        while self.chain.pool_len() > 0 {
+        while self.chain.shared().pool_len() > 0 {
             events = self.block().1;
         }
         events

@@ -1,6 +1,7 @@
 //! Benchmark of signed transfers: through the runtime alone (batch signature checks, then apply and
-//! seal), and through RPC into sealed blocks of a running node. Prints the medians and the physical
-//! bound: signature checks per second per core, one by one and batched.
+//! seal), and through RPC into sealed blocks of a running node, one transaction a request and in
+//! batch submissions. Prints the medians, the physical bound (signature checks per second per core,
+//! one by one and batched), and the latency of a wallet's `account` queries under that load.
 //! Run with `cargo xtask bench chain` (or `cargo bench -p tfchain --bench chain -- [transfers]`).
 
 use std::sync::Arc;
@@ -9,16 +10,23 @@ use std::time::{Duration, Instant};
 use tfchain::node::Node;
 use tfchain::spec::ChainSpec;
 use tfchain::verify::check_all;
-use tfchain_client::api::TfchainApiClient;
+use tfchain_client::api::{Submitted, TfchainApiClient};
 use tfchain_runtime::genesis::Endowment;
 use tfchain_runtime::{Call, Genesis, Runtime, SignedTransaction, Transaction, balances};
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT, keys};
 
 const ROUNDS: usize = 5;
+const RPC_ROUNDS: usize = 3;
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[xs.len() / 2]
+}
+
+/// The value at fraction `q` of the sorted values (1.0: the largest).
+fn percentile(mut xs: Vec<f64>, q: f64) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[((xs.len() - 1) as f64 * q).round() as usize]
 }
 
 /// `n` funded accounts and a genesis that funds them.
@@ -99,10 +107,38 @@ fn runtime_bench(keys: &[Keypair], genesis: &Genesis) -> f64 {
     median(rates)
 }
 
-async fn rpc_bench(keys: &[Keypair], genesis: Genesis, clients: usize) -> (f64, u64) {
+/// Latencies of `account` queries of one client, one at a time every 5 ms, until `stop`: what a
+/// wallet or a node sees while the chain is under load.
+async fn account_latency(
+    url: String,
+    account: tfgrid_types::AccountId,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<f64> {
+    let client = tfchain_client::Client::connect(&url).await.unwrap();
+    let mut latencies = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let start = Instant::now();
+        client.rpc().account(account).await.unwrap();
+        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    latencies
+}
+
+/// Transfers per second from RPC submission to sealed blocks, the blocks it took, and the
+/// latencies (ms) of a wallet's `account` queries meanwhile.
+async fn rpc_bench(
+    keys: &[Keypair],
+    genesis: Genesis,
+    clients: usize,
+    batch: usize,
+) -> (f64, u64, Vec<f64>) {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ChainSpec::dev();
     spec.genesis = genesis;
+    // Blocks as fast as the node makes them (the smallest block time a spec allows): the figure is
+    // the node's throughput, not a wait for the next tick.
+    spec.block_time_ms = 100;
     let node = Node::start(
         spec,
         dir.path(),
@@ -119,6 +155,12 @@ async fn rpc_bench(keys: &[Keypair], genesis: Genesis, clients: usize) -> (f64, 
         .map(|t| format!("0x{}", hex::encode(t.encode())))
         .collect();
     let start_height = client.rpc().status().await.unwrap().height;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = tokio::spawn(account_latency(
+        url.clone(),
+        keys[0].account(),
+        stop.clone(),
+    ));
     let start = Instant::now();
     let chunk = txs.len().div_ceil(clients);
     let mut tasks = Vec::new();
@@ -127,12 +169,23 @@ async fn rpc_bench(keys: &[Keypair], genesis: Genesis, clients: usize) -> (f64, 
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             let client = tfchain_client::Client::connect(&url).await.unwrap();
-            // Keep a window of requests in flight on each connection.
+            // Keep a window of requests in flight on each connection: single submissions, or
+            // batches of `batch`.
             let mut inflight = futures::stream::FuturesUnordered::new();
             use futures::StreamExt;
-            for tx in part {
-                inflight.push(client.rpc().submit(tx));
-                if inflight.len() >= 64 {
+            for txs in part.chunks(batch) {
+                let rpc = client.rpc();
+                let txs = txs.to_vec();
+                inflight.push(async move {
+                    if let [tx] = txs.as_slice() {
+                        rpc.submit(tx.clone()).await.map(|_| ())
+                    } else {
+                        let verdicts = rpc.submit_batch(txs).await?;
+                        assert!(verdicts.iter().all(|v| matches!(v, Submitted::Accepted(_))));
+                        Ok(())
+                    }
+                });
+                if inflight.len() >= (64 / batch).max(2) {
                     inflight.next().await.unwrap().unwrap();
                 }
             }
@@ -149,8 +202,14 @@ async fn rpc_bench(keys: &[Keypair], genesis: Genesis, clients: usize) -> (f64, 
         let status = client.rpc().status().await.unwrap();
         if status.pending_txs == 0 {
             let elapsed = start.elapsed().as_secs_f64();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let latencies = probe.await.unwrap();
             drop(node);
-            return (txs.len() as f64 / elapsed, status.height - start_height);
+            return (
+                txs.len() as f64 / elapsed,
+                status.height - start_height,
+                latencies,
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -182,8 +241,25 @@ fn main() {
         }
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (rpc_rate, blocks) = rt.block_on(rpc_bench(&keys, genesis, 8));
-    println!(
-        "RPC submit into sealed blocks (8 WebSocket clients): {rpc_rate:>10.0} transfers/s over {blocks} blocks"
-    );
+    for (mode, batch) in [("one per request", 1), ("batches of 512", 512)] {
+        let mut rates = Vec::new();
+        let mut latencies = Vec::new();
+        for _ in 0..RPC_ROUNDS {
+            let (rate, _, mut probe) = rt.block_on(rpc_bench(&keys, genesis.clone(), 8, batch));
+            rates.push(rate);
+            latencies.append(&mut probe);
+        }
+        let rate = median(rates);
+        println!(
+            "RPC submit into sealed blocks (8 WebSocket clients, {mode}), median of {RPC_ROUNDS}: {rate:>10.0} transfers/s = {:.2} of the runtime",
+            rate / runtime_rate
+        );
+        println!(
+            "  account query meanwhile ({} queries): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            latencies.len(),
+            median(latencies.clone()),
+            percentile(latencies.clone(), 0.99),
+            percentile(latencies, 1.0)
+        );
+    }
 }

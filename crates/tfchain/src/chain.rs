@@ -1,16 +1,22 @@
-//! The chain core: the runtime on the head state, the pool, and the store. It admits transactions,
-//! answers dry runs, and produces blocks: take ready transactions, apply them, seal the header, commit
-//! the block and its changes in one store transaction. Only after the commit does the head move.
+//! The chain core. [`Chain`] is the block producer: it owns the runtime on the head state, takes
+//! ready transactions from the pool, applies them, seals the header and commits the block and its
+//! changes in one store transaction; only after the commit does the head move. [`Shared`] is what
+//! RPC reads and writes meanwhile, never waiting on a block being made: the pool, and the head view
+//! (a copy of the head state with the next block opened on it, its billing done once), which
+//! checks submissions, answers dry runs and reads, and follows each block by taking in its changes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result, bail};
 use tfchain_runtime::Call;
 use tfchain_runtime::block::{events_root, tx_root};
 use tfchain_runtime::limits::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX};
 use tfchain_runtime::smart_contract::{Call as ScCall, billing};
+use tfchain_runtime::table::Change;
 use tfchain_runtime::types::{ContractData, DeploymentState};
-use tfchain_runtime::{Block, EventRecord, Header, Receipt, Runtime, SignedTransaction, TxInvalid};
+use tfchain_runtime::{
+    Block, EventRecord, Header, Receipt, Runtime, SignedTransaction, State, TxInvalid,
+};
 use tfgrid_types::{AccountId, Balance, ContractId, Hash32, Keypair, Signature};
 
 use crate::limits::POOL_NONCES_AHEAD_MAX;
@@ -34,14 +40,188 @@ pub struct Committed {
     pub events: Arc<Vec<EventRecord>>,
 }
 
+/// The block producer.
 #[derive(Debug)]
 pub struct Chain {
     runtime: Runtime,
-    pool: Mempool,
     head: Header,
     genesis_hash: Hash32,
     store: Arc<Store>,
     author: Keypair,
+    shared: Arc<Shared>,
+}
+
+/// The head state with the next block opened on it: what the chain looks like to a transaction
+/// submitted now.
+#[derive(Debug)]
+struct HeadView {
+    runtime: Runtime,
+    head: Header,
+}
+
+impl HeadView {
+    fn open(state: State, head: Header) -> HeadView {
+        let mut runtime = Runtime::new(state);
+        runtime.begin_block(head.height + 1, head.timestamp_ms + 1);
+        HeadView { runtime, head }
+    }
+
+    /// Moves to the block `head`, whose changes on the previous head are `changes`.
+    fn advance(&mut self, head: Header, changes: &[Change]) -> Result<()> {
+        self.runtime.abort_block();
+        self.runtime.state.apply_changes(changes).map_err(|e| {
+            anyhow::anyhow!("the head view cannot take in block {}: {e}", head.height)
+        })?;
+        self.runtime
+            .begin_block(head.height + 1, head.timestamp_ms + 1);
+        self.head = head;
+        Ok(())
+    }
+}
+
+/// What RPC shares with the producer: the pool and the head view, each locked for one operation
+/// at a time (the view is written once a block, when it takes in the block's changes).
+#[derive(Debug)]
+pub struct Shared {
+    pool: Mutex<Mempool>,
+    view: RwLock<HeadView>,
+    genesis_hash: Hash32,
+}
+
+impl Shared {
+    fn pool(&self) -> std::sync::MutexGuard<'_, Mempool> {
+        self.pool.lock().expect("pool lock")
+    }
+
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, HeadView> {
+        self.view.read().expect("head view lock")
+    }
+
+    pub fn head(&self) -> Header {
+        self.view().head.clone()
+    }
+
+    pub fn genesis_hash(&self) -> Hash32 {
+        self.genesis_hash
+    }
+
+    pub fn pool_len(&self) -> usize {
+        self.pool().len()
+    }
+
+    /// The account's nonce in the head state and the next free one counting pending transactions.
+    pub fn nonces(&self, account: &AccountId) -> (u64, u64) {
+        let nonce = state_nonce(&self.view().runtime.state, account);
+        (nonce, self.pool().next_nonce(account, nonce))
+    }
+
+    pub fn is_pending(&self, hash: &Hash32) -> bool {
+        self.pool().contains(hash)
+    }
+
+    pub fn dropped_reason(&self, hash: &Hash32) -> Option<String> {
+        self.pool().dropped_reason(hash).map(str::to_owned)
+    }
+
+    /// The newest workload report of a node contract that its node signed and submitted but no
+    /// block holds yet: what the node already says, a block before the ledger records it.
+    pub fn pending_deployment_state(&self, id: ContractId) -> Option<DeploymentState> {
+        let (node_account, reported_at_s) = {
+            let view = self.view();
+            let state = &view.runtime.state;
+            let ContractData::NodeContract(nc) = &state.contracts.get(&id)?.contract_type else {
+                return None;
+            };
+            let node_twin = state.nodes.get(&nc.node_id)?.twin_id;
+            (
+                state.twins.get(&node_twin)?.account_id,
+                view.head.timestamp_ms / 1000,
+            )
+        };
+        self.pool()
+            .of_sender(&node_account)
+            .filter_map(|ptx| match &ptx.tx.tx.call {
+                Call::SmartContract(ScCall::ReportDeploymentState {
+                    contract_id,
+                    version,
+                    workloads,
+                }) if *contract_id == id => Some(DeploymentState {
+                    reported_at_s,
+                    version: *version,
+                    workloads: workloads.clone(),
+                }),
+                _ => None,
+            })
+            .last()
+    }
+
+    /// What an hour of each contract costs on the head state, in units of TFT before discounts.
+    pub fn costs_per_hour(&self, ids: &[ContractId]) -> Vec<Balance> {
+        let view = self.view();
+        let state = &view.runtime.state;
+        ids.iter()
+            .map(|id| {
+                state.contracts.get(id).map_or(0, |c| {
+                    billing::usd_to_tft(state, billing::cost_per_hour_usd(state, c))
+                })
+            })
+            .collect()
+    }
+
+    /// Admits transactions whose signatures were checked, each on its own: one verdict each.
+    pub fn admit_all(
+        &self,
+        txs: Vec<(SignedTransaction, usize)>,
+    ) -> Vec<Result<Hash32, AdmitError>> {
+        let checked: Vec<_> = {
+            let view = self.view();
+            txs.into_iter()
+                .map(|(tx, len)| {
+                    view.runtime
+                        .check_tx(&tx, len, POOL_NONCES_AHEAD_MAX)
+                        .map(|_| (tx, len))
+                })
+                .collect()
+        };
+        let mut pool = self.pool();
+        checked
+            .into_iter()
+            .map(|checked| {
+                let (tx, encoded_len) = checked?;
+                let hash = tx.hash();
+                pool.insert(PoolTx {
+                    hash,
+                    tx,
+                    encoded_len,
+                })?;
+                Ok(hash)
+            })
+            .collect()
+    }
+
+    /// Admits a transaction whose signature was checked.
+    pub fn admit(&self, tx: SignedTransaction, encoded_len: usize) -> Result<Hash32, AdmitError> {
+        self.admit_all(vec![(tx, encoded_len)])
+            .pop()
+            .expect("one verdict")
+    }
+
+    /// Runs a transaction in the next block as it stands on the head, keeping nothing.
+    pub fn dry_run(
+        &self,
+        tx: &SignedTransaction,
+        encoded_len: usize,
+    ) -> Result<(Receipt, Vec<EventRecord>), TxInvalid> {
+        let mut view = self.view.write().expect("head view lock");
+        // A dry run checks the call, not the nonce: the client signs with the next free nonce.
+        let mut tx = tx.clone();
+        tx.tx.nonce = state_nonce(&view.runtime.state, &tx.tx.signer);
+        view.runtime.try_tx(&tx, encoded_len)
+    }
+}
+
+fn state_nonce(state: &State, account: &AccountId) -> u64 {
+    state.accounts.get(account).map_or(0, |a| a.nonce)
 }
 
 impl Chain {
@@ -96,14 +276,24 @@ impl Chain {
             .block(0)?
             .context("the genesis block is missing")?
             .hash();
+        let shared = Arc::new(Shared {
+            pool: Mutex::new(Mempool::default()),
+            view: RwLock::new(HeadView::open(runtime.state.clone(), head.clone())),
+            genesis_hash,
+        });
         Ok(Chain {
             runtime,
-            pool: Mempool::default(),
             head,
             genesis_hash,
             store,
             author,
+            shared,
         })
+    }
+
+    /// What RPC reads and writes while this producer makes blocks.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     pub fn head(&self) -> &Header {
@@ -114,116 +304,21 @@ impl Chain {
         self.genesis_hash
     }
 
-    pub fn pool_len(&self) -> usize {
-        self.pool.len()
-    }
-
     pub fn author(&self) -> AccountId {
         self.author.account()
     }
 
-    /// The account's nonce in the head state and the next free one counting pending transactions.
-    pub fn nonces(&self, account: &AccountId) -> (u64, u64) {
-        let nonce = self
-            .runtime
-            .state
-            .accounts
-            .get(account)
-            .map_or(0, |a| a.nonce);
-        (nonce, self.pool.next_nonce(account, nonce))
-    }
-
-    pub fn is_pending(&self, hash: &Hash32) -> bool {
-        self.pool.contains(hash)
-    }
-
-    pub fn dropped_reason(&self, hash: &Hash32) -> Option<String> {
-        self.pool.dropped_reason(hash).map(str::to_owned)
-    }
-
-    /// The newest workload report of a node contract that its node signed and submitted but no
-    /// block holds yet: what the node already says, a block before the ledger records it.
-    pub fn pending_deployment_state(&self, id: ContractId) -> Option<DeploymentState> {
-        let state = &self.runtime.state;
-        let ContractData::NodeContract(nc) = &state.contracts.get(&id)?.contract_type else {
-            return None;
-        };
-        let node_twin = state.nodes.get(&nc.node_id)?.twin_id;
-        let node_account = state.twins.get(&node_twin)?.account_id;
-        self.pool
-            .of_sender(&node_account)
-            .filter_map(|ptx| match &ptx.tx.tx.call {
-                Call::SmartContract(ScCall::ReportDeploymentState {
-                    contract_id,
-                    version,
-                    workloads,
-                }) if *contract_id == id => Some(DeploymentState {
-                    reported_at_s: self.head.timestamp_ms / 1000,
-                    version: *version,
-                    workloads: workloads.clone(),
-                }),
-                _ => None,
-            })
-            .last()
-    }
-
-    /// What an hour of each contract costs on the head state, in units of TFT before discounts.
-    pub fn costs_per_hour(&self, ids: &[ContractId]) -> Vec<Balance> {
-        let state = &self.runtime.state;
-        ids.iter()
-            .map(|id| {
-                state.contracts.get(id).map_or(0, |c| {
-                    billing::usd_to_tft(state, billing::cost_per_hour_usd(state, c))
-                })
-            })
-            .collect()
-    }
-
-    /// Admits a transaction whose signature was checked.
-    pub fn admit(
-        &mut self,
-        tx: SignedTransaction,
-        encoded_len: usize,
-    ) -> Result<Hash32, AdmitError> {
-        self.runtime
-            .check_tx(&tx, encoded_len, POOL_NONCES_AHEAD_MAX)?;
-        let hash = tx.hash();
-        self.pool.insert(PoolTx {
-            hash,
-            tx,
-            encoded_len,
-        })?;
-        Ok(hash)
-    }
-
-    /// Runs a transaction on the head state as the next block would, keeping nothing.
-    pub fn dry_run(
-        &mut self,
-        tx: &SignedTransaction,
-        encoded_len: usize,
-    ) -> Result<(Receipt, Vec<EventRecord>), TxInvalid> {
-        // A dry run checks the call, not the nonce: the client signs with the next free nonce.
-        let mut tx = tx.clone();
-        tx.tx.nonce = self
-            .runtime
-            .state
-            .accounts
-            .get(&tx.tx.signer)
-            .map_or(0, |a| a.nonce);
-        let height = self.head.height + 1;
-        self.runtime
-            .dry_run(&tx, encoded_len, height, self.head.timestamp_ms + 1)
-    }
-
-    /// Produces, seals and commits the next block at time `now_ms`.
+    /// Produces, seals and commits the next block at time `now_ms`. RPC waits on none of it: the
+    /// pool is locked to take the ready transactions and to remove them once the block is
+    /// committed, the head view to take in the block's changes.
     pub fn produce_block(&mut self, now_ms: u64) -> Result<Committed> {
         let height = self.head.height + 1;
         let timestamp_ms = now_ms.max(self.head.timestamp_ms + 1);
         let runtime = &mut self.runtime;
-        let ready = self.pool.ready(
-            |a| runtime.state.accounts.get(a).map_or(0, |acc| acc.nonce),
-            BLOCK_TXS_MAX,
-        );
+        let ready = self
+            .shared
+            .pool()
+            .ready(|a| state_nonce(&runtime.state, a), BLOCK_TXS_MAX);
         runtime.begin_block(height, timestamp_ms);
         let mut txs = Vec::with_capacity(ready.len());
         let mut records = Vec::with_capacity(ready.len());
@@ -277,15 +372,21 @@ impl Chain {
         self.store
             .commit_block(&block, &outcome.events, &records, &outcome.changes, None)
             .context("committing a block")?;
+        self.shared
+            .view
+            .write()
+            .expect("head view lock")
+            .advance(header.clone(), &outcome.changes)?;
+        let mut pool = self.shared.pool();
         for tx in &block.txs {
-            self.pool.remove(&tx.hash());
+            pool.remove(&tx.hash());
         }
         for (hash, reason) in dropped {
-            self.pool.drop_tx(&hash, reason);
+            pool.drop_tx(&hash, reason);
         }
         let runtime = &self.runtime;
-        self.pool
-            .prune_stale(|a| runtime.state.accounts.get(a).map_or(0, |acc| acc.nonce));
+        pool.prune_stale(|a| state_nonce(&runtime.state, a));
+        drop(pool);
         self.head = header;
         Ok(Committed {
             block: Arc::new(block),
@@ -330,7 +431,7 @@ mod tests {
         fn submit(&mut self, key: &Keypair, call: Call) {
             let tx = self.tx(key, call);
             let len = tx.encode().len();
-            self.chain.admit(tx, len).expect("admitted");
+            self.chain.shared().admit(tx, len).expect("admitted");
         }
 
         fn block(&mut self) {
@@ -444,17 +545,125 @@ mod tests {
         };
         s.submit(&user, Call::SmartContract(create));
         s.block();
-        assert_eq!(s.chain.pending_deployment_state(1), None);
+        assert_eq!(s.chain.shared().pending_deployment_state(1), None);
 
         // Someone else's report of the contract is not the node's word.
         s.submit(&other, report(0));
-        assert_eq!(s.chain.pending_deployment_state(1), None);
+        assert_eq!(s.chain.shared().pending_deployment_state(1), None);
         // The node's is, until a block records it.
         s.submit(&node, report(0));
-        let pending = s.chain.pending_deployment_state(1).expect("pending");
+        let pending = s
+            .chain
+            .shared()
+            .pending_deployment_state(1)
+            .expect("pending");
         assert_eq!(pending.version, 0);
         assert_eq!(pending.workloads[0].state, ResultState::Ok);
         s.block();
-        assert_eq!(s.chain.pending_deployment_state(1), None);
+        assert_eq!(s.chain.shared().pending_deployment_state(1), None);
+    }
+
+    fn transfer(key: &Keypair, nonce: u64, amount: Balance, genesis: &Hash32) -> SignedTransaction {
+        let call = Call::Balances(tfchain_runtime::balances::Call::Transfer {
+            dest: Keypair::from_uri("//Charlie").unwrap().account(),
+            amount,
+        });
+        Transaction {
+            signer: key.account(),
+            nonce,
+            call,
+        }
+        .sign(key, genesis)
+    }
+
+    fn dev_chain() -> (Chain, Arc<Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("chain.redb")).unwrap());
+        let spec = crate::spec::ChainSpec::dev();
+        let chain =
+            Chain::open(store.clone(), &spec, Keypair::from_uri("//Alice").unwrap()).unwrap();
+        (chain, store, dir)
+    }
+
+    #[test]
+    fn rpc_is_served_while_a_block_commits() {
+        let (mut chain, store, _dir) = dev_chain();
+        let shared = chain.shared();
+        let bob = Keypair::from_uri("//Bob").unwrap();
+        let tx = transfer(&bob, 0, UNITS_PER_TFT, &chain.genesis_hash());
+        let len = tx.encode().len();
+        shared.admit(tx, len).unwrap();
+        // The disk is slow: the block's commit waits, and the producer with it.
+        let writes = store.hold_writes();
+        let now_ms = chain.head().timestamp_ms + 1000;
+        let producer = std::thread::spawn(move || {
+            chain.produce_block(now_ms).unwrap();
+            chain
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        let reader = shared.clone();
+        std::thread::spawn(move || {
+            // Again and again while the producer is in its block: every call answers.
+            for nonce in 1..50 {
+                let tx = transfer(&bob, nonce, UNITS_PER_TFT, &reader.genesis_hash());
+                let len = tx.encode().len();
+                reader.admit(tx.clone(), len).unwrap();
+                reader.dry_run(&tx, len).unwrap();
+                let _ = (
+                    reader.nonces(&bob.account()),
+                    reader.head(),
+                    reader.pool_len(),
+                );
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            done.send(()).unwrap();
+        });
+        // A deadlock detector, not a timing claim: on a lock held through the commit, no answer
+        // ever comes.
+        let answered = finished.recv_timeout(std::time::Duration::from_secs(60));
+        drop(writes);
+        let chain = producer.join().unwrap();
+        assert!(answered.is_ok(), "RPC waited on the block being committed");
+        assert_eq!(chain.head().height, 1);
+        assert_eq!(shared.head().height, 1);
+    }
+
+    #[test]
+    fn the_head_view_follows_the_blocks_and_dry_runs_leave_it_as_it_was() {
+        let (mut chain, _store, _dir) = dev_chain();
+        let shared = chain.shared();
+        let bob = Keypair::from_uri("//Bob").unwrap();
+        let free_in = |state: &State| state.accounts.get(&bob.account()).unwrap().free;
+        let free = |shared: &Shared| free_in(&shared.view().runtime.state);
+        let before = free(&shared);
+        for (nonce, height) in [(0, 1), (1, 2), (2, 3)] {
+            let tx = transfer(&bob, nonce, before / 8, &chain.genesis_hash());
+            let len = tx.encode().len();
+            shared.admit(tx, len).unwrap();
+            let now_ms = chain.head().timestamp_ms + 1000;
+            chain.produce_block(now_ms).unwrap();
+            let view = shared.view();
+            assert_eq!(view.head.height, height);
+            // The view took in exactly what the block changed.
+            assert_eq!(view.runtime.state.root(), chain.head().state_root);
+            assert_eq!(view.runtime.state.root(), chain.runtime.state.root());
+        }
+        assert!(free(&shared) < before - 3 * (before / 8) + 1);
+        // A dry run tells what the transfer would do, and changes nothing.
+        let spend_all = transfer(&bob, 3, free(&shared), &chain.genesis_hash());
+        let len = spend_all.encode().len();
+        let (first, events) = shared.dry_run(&spend_all, len).unwrap();
+        assert!(
+            first.error.is_some(),
+            "the fee leaves too little for the amount"
+        );
+        assert!(!events.is_empty());
+        let (second, again) = shared.dry_run(&spend_all, len).unwrap();
+        assert_eq!((first, events), (second, again));
+        let small = transfer(&bob, 3, UNITS_PER_TFT, &chain.genesis_hash());
+        let (ok, _) = shared.dry_run(&small, small.encode().len()).unwrap();
+        assert_eq!(ok.error, None);
+        assert_eq!(shared.view().runtime.state.root(), chain.head().state_root);
+        assert_eq!(free(&shared), free_in(&chain.runtime.state));
     }
 }

@@ -1,9 +1,9 @@
-//! How blocks get decided. The node's side is the [`Chain`]: it builds, executes and commits blocks.
-//! A consensus engine decides when a block is made and by whom, and when it is final. The embedded
-//! engine is a single validator sealing on a timer, final at once; a BFT engine (Tendermint through
-//! Malachite) implements the same trait, proposing through the chain and committing what is decided.
+//! How blocks get decided. The node's side is the [`Chain`]: it builds, executes and commits blocks,
+//! and the engine owns it (RPC works on the chain's shared part, apart). A consensus engine decides
+//! when a block is made and by whom, and when it is final. The embedded engine is a single
+//! validator sealing on a timer, final at once; a BFT engine (Tendermint through Malachite)
+//! implements the same trait, proposing through the chain and committing what is decided.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
@@ -16,7 +16,7 @@ pub trait Consensus: Send + 'static {
     /// Drives block production until `shutdown` turns true, publishing each finalized block.
     fn run(
         self: Box<Self>,
-        chain: Arc<Mutex<Chain>>,
+        chain: Chain,
         finalized: broadcast::Sender<Committed>,
         shutdown: watch::Receiver<bool>,
     ) -> BoxFuture<'static, Result<()>>;
@@ -38,7 +38,7 @@ fn now_ms() -> u64 {
 impl Consensus for Solo {
     fn run(
         self: Box<Self>,
-        chain: Arc<Mutex<Chain>>,
+        mut chain: Chain,
         finalized: broadcast::Sender<Committed>,
         mut shutdown: watch::Receiver<bool>,
     ) -> BoxFuture<'static, Result<()>> {
@@ -50,11 +50,13 @@ impl Consensus for Solo {
                     _ = ticker.tick() => {}
                     _ = shutdown.changed() => return Ok(()),
                 }
-                let chain = chain.clone();
-                let committed = tokio::task::spawn_blocking(move || {
-                    chain.lock().expect("chain lock").produce_block(now_ms())
+                let (returned, committed) = tokio::task::spawn_blocking(move || {
+                    let committed = chain.produce_block(now_ms());
+                    (chain, committed)
                 })
-                .await??;
+                .await?;
+                chain = returned;
+                let committed = committed?;
                 tracing::debug!(
                     height = committed.block.header.height,
                     txs = committed.block.txs.len(),

@@ -13,6 +13,8 @@ pub const DROPPED_REMEMBERED_MAX: usize = 10_000;
 pub const VERIFY_BATCH_MAX: usize = 4_096;
 /// Submissions waiting for their signature check.
 pub const VERIFY_QUEUE_MAX: usize = 65_536;
+/// Transactions in one batch submission.
+pub const SUBMIT_BATCH_MAX: usize = 4_096;
 /// Entries in one page of a list.
 pub const PAGE_LIMIT_MAX: u32 = 500;
 /// Blocks and event sets buffered for each slow subscriber before it misses some.

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -48,12 +48,11 @@ impl Node {
         let chain = Chain::open(store.clone(), &spec, validator)?;
         let genesis_hash = chain.genesis_hash();
         tracing::info!(chain = %spec.id, height = chain.head().height, %genesis_hash, "chain opened");
-        let chain = Arc::new(Mutex::new(chain));
         let (finalized, _) = broadcast::channel(SUBSCRIPTION_BUFFER);
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         let server = RpcServer {
-            chain: chain.clone(),
+            chain: chain.shared(),
             store,
             verifier: Verifier::start(genesis_hash),
             finalized: finalized.clone(),

@@ -1,7 +1,8 @@
-//! The JSON-RPC server: reads come from the store (the last committed block), writes go through the
-//! signature verifier into the chain's pool. `rpc_error` is the one table from errors to RPC codes.
+//! The JSON-RPC server: reads come from the store (the last committed block) and the chain's head
+//! view, writes go through the signature verifier into the chain's pool, one by one or in batches;
+//! none waits on a block being made. `rpc_error` is the one table from errors to RPC codes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -13,8 +14,8 @@ use tfchain_runtime::{SignedTransaction, TxInvalid};
 use tfgrid_types::{AccountId, ContractId, FarmId, Hash32, NodeId, PolicyId, TwinId};
 use tokio::sync::broadcast;
 
-use crate::chain::{AdmitError, Chain, Committed};
-use crate::limits::PAGE_LIMIT_MAX;
+use crate::chain::{AdmitError, Committed, Shared};
+use crate::limits::{PAGE_LIMIT_MAX, SUBMIT_BATCH_MAX};
 use crate::mempool::PoolError;
 use crate::spec::ChainSpec;
 use crate::store::Store;
@@ -46,9 +47,18 @@ fn rpc_error(error: RpcError) -> ErrorObjectOwned {
 
 type Result<T> = std::result::Result<T, ErrorObjectOwned>;
 
+/// A batch's verdict on one transaction that was refused, as `tx_submit` would have answered.
+fn refused(error: RpcError) -> Submitted {
+    let error = rpc_error(error);
+    Submitted::Refused {
+        code: error.code(),
+        message: error.message().to_string(),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RpcServer {
-    pub chain: Arc<Mutex<Chain>>,
+    pub chain: Arc<Shared>,
     pub store: Arc<Store>,
     pub verifier: Verifier,
     pub finalized: broadcast::Sender<Committed>,
@@ -69,10 +79,6 @@ fn limit(page: &Page) -> usize {
 }
 
 impl RpcServer {
-    fn chain(&self) -> std::sync::MutexGuard<'_, Chain> {
-        self.chain.lock().expect("chain lock")
-    }
-
     fn get<K: TableKey, V: tfchain_runtime::table::TableValue>(
         &self,
         table: &str,
@@ -153,8 +159,7 @@ impl RpcServer {
 #[async_trait]
 impl TfchainApiServer for RpcServer {
     async fn status(&self) -> Result<ChainStatus> {
-        let chain = self.chain();
-        let head = chain.head();
+        let head = self.chain.head();
         Ok(ChainStatus {
             chain: self.spec.name.clone(),
             chain_id: self.spec.id.clone(),
@@ -163,7 +168,7 @@ impl TfchainApiServer for RpcServer {
             head_hash: head.hash(),
             head_timestamp_ms: head.timestamp_ms,
             block_time_ms: self.spec.block_time_ms,
-            pending_txs: chain.pool_len() as u32,
+            pending_txs: self.chain.pool_len() as u32,
         })
     }
 
@@ -207,13 +212,45 @@ impl TfchainApiServer for RpcServer {
 
     async fn submit(&self, tx: String) -> Result<Hash32> {
         let (tx, len) = self.checked(&tx).await.map_err(rpc_error)?;
-        self.chain().admit(tx, len).map_err(|e| rpc_error(e.into()))
+        self.chain.admit(tx, len).map_err(|e| rpc_error(e.into()))
+    }
+
+    async fn submit_batch(&self, txs: Vec<String>) -> Result<Vec<Submitted>> {
+        if txs.len() > SUBMIT_BATCH_MAX {
+            return Err(rpc_error(RpcError::Malformed(format!(
+                "a batch holds at most {SUBMIT_BATCH_MAX} transactions, not {}",
+                txs.len()
+            ))));
+        }
+        // The signatures of the whole batch are checked together.
+        let checked = futures::future::join_all(txs.iter().map(|tx| self.checked(tx))).await;
+        let mut verdicts: Vec<Option<Submitted>> = Vec::with_capacity(checked.len());
+        let mut valid = Vec::new();
+        for check in checked {
+            match check {
+                Ok(tx) => {
+                    valid.push(tx);
+                    verdicts.push(None);
+                }
+                Err(error) => verdicts.push(Some(refused(error))),
+            }
+        }
+        let mut admitted = self.chain.admit_all(valid).into_iter();
+        Ok(verdicts
+            .into_iter()
+            .map(|verdict| {
+                verdict.unwrap_or_else(|| match admitted.next().expect("a verdict per valid tx") {
+                    Ok(hash) => Submitted::Accepted(hash),
+                    Err(error) => refused(error.into()),
+                })
+            })
+            .collect())
     }
 
     async fn dry_run(&self, tx: String) -> Result<DryRun> {
         let (tx, len) = self.checked(&tx).await.map_err(rpc_error)?;
         let (receipt, events) = self
-            .chain()
+            .chain
             .dry_run(&tx, len)
             .map_err(|e| rpc_error(AdmitError::from(e).into()))?;
         Ok(DryRun {
@@ -224,14 +261,11 @@ impl TfchainApiServer for RpcServer {
     }
 
     async fn tx_status(&self, hash: Hash32) -> Result<TxStatus> {
-        {
-            let chain = self.chain();
-            if chain.is_pending(&hash) {
-                return Ok(TxStatus::Pending);
-            }
-            if let Some(reason) = chain.dropped_reason(&hash) {
-                return Ok(TxStatus::Dropped { reason });
-            }
+        if self.chain.is_pending(&hash) {
+            return Ok(TxStatus::Pending);
+        }
+        if let Some(reason) = self.chain.dropped_reason(&hash) {
+            return Ok(TxStatus::Dropped { reason });
         }
         let Some(record) = self.store.tx(&hash).map_err(|e| rpc_error(e.into()))? else {
             return Ok(TxStatus::Unknown);
@@ -247,8 +281,7 @@ impl TfchainApiServer for RpcServer {
     }
 
     async fn account(&self, account: AccountId) -> Result<AccountView> {
-        let chain = self.chain();
-        let (nonce, next_nonce) = chain.nonces(&account);
+        let (nonce, next_nonce) = self.chain.nonces(&account);
         let free = self
             .get::<_, AccountInfo>("accounts", &account)?
             .map_or(0, |a| a.free);
@@ -321,7 +354,7 @@ impl TfchainApiServer for RpcServer {
         let Some(contract) = self.get::<_, Contract>("contracts", &id)? else {
             return Ok(None);
         };
-        let cost_per_hour = self.chain().costs_per_hour(&[id])[0];
+        let cost_per_hour = self.chain.costs_per_hour(&[id])[0];
         Ok(Some(ContractView {
             billing: self.get("contract_billing", &id)?,
             resources: self.get("contract_resources", &id)?,
@@ -352,7 +385,7 @@ impl TfchainApiServer for RpcServer {
     }
 
     async fn pending_deployment_state(&self, id: ContractId) -> Result<Option<DeploymentState>> {
-        Ok(self.chain().pending_deployment_state(id))
+        Ok(self.chain.pending_deployment_state(id))
     }
 
     async fn contract_bills(&self, id: ContractId) -> Result<Vec<Bill>> {
@@ -364,7 +397,7 @@ impl TfchainApiServer for RpcServer {
         let ids: Vec<ContractId> = self
             .get("contract_ids_by_twin", &twin_id)?
             .unwrap_or_default();
-        let cost_per_hour = self.chain().costs_per_hour(&ids).iter().sum();
+        let cost_per_hour = self.chain.costs_per_hour(&ids).iter().sum();
         Ok(ConsumptionView {
             twin_id,
             total_billed: consumption.total_billed,

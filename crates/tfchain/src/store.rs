@@ -53,6 +53,12 @@ impl Store {
         Ok(Store { db })
     }
 
+    /// Holds the store's writer, as a slow disk would: a block's commit waits until it is dropped.
+    #[cfg(test)]
+    pub(crate) fn hold_writes(&self) -> redb::WriteTransaction {
+        self.db.begin_write().expect("a write transaction")
+    }
+
     /// The height of the last committed block, if any.
     pub fn head_height(&self) -> Result<Option<u64>> {
         let tx = self.db.begin_read()?;

@@ -1,5 +1,5 @@
 //! The RPC as clients see it: rejection reasons for bad transactions, dry runs, event subscriptions,
-//! blocks by height and hash, and paging.
+//! blocks by height and hash, paging, and batch submissions.
 
 use std::time::Duration;
 
@@ -21,14 +21,20 @@ fn refusal<T: std::fmt::Debug>(result: Result<T, RpcClientError>) -> (i32, Strin
     }
 }
 
+fn alice_and_bob() -> (Keypair, Keypair) {
+    (
+        Keypair::from_uri("//Alice").unwrap(),
+        Keypair::from_uri("//Bob").unwrap(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rpc_rejects_with_reasons_and_streams_events() {
     let chain = ChainProcess::start().await;
     let client = chain.client().await;
     let rpc = client.rpc();
     let genesis = client.genesis_hash();
-    let alice = Keypair::from_uri("//Alice").unwrap();
-    let bob = Keypair::from_uri("//Bob").unwrap();
+    let (alice, bob) = alice_and_bob();
     let transfer = |amount| {
         Call::Balances(balances::Call::Transfer {
             dest: bob.account(),
@@ -165,4 +171,76 @@ async fn rpc_rejects_with_reasons_and_streams_events() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_submission_gives_each_transaction_its_own_verdict() {
+    use tfchain_client::api::Submitted;
+    let chain = ChainProcess::start().await;
+    let client = chain.client().await;
+    let rpc = client.rpc();
+    let genesis = client.genesis_hash();
+    let (alice, bob) = alice_and_bob();
+    let nonce = rpc.account(alice.account()).await.unwrap().next_nonce;
+    let transfer = |nonce| {
+        Transaction {
+            signer: alice.account(),
+            nonce,
+            call: Call::Balances(balances::Call::Transfer {
+                dest: bob.account(),
+                amount: 1_000,
+            }),
+        }
+        .sign(&alice, &genesis)
+    };
+    let mut forged = transfer(nonce + 2);
+    forged.tx.nonce = nonce + 3;
+    let batch = vec![
+        hex_tx(&transfer(nonce)),
+        "0x1234".to_string(),
+        hex_tx(&transfer(nonce + 1)),
+        hex_tx(&forged),
+        hex_tx(&transfer(nonce)),
+    ];
+    let verdicts = rpc.submit_batch(batch).await.unwrap();
+    assert_eq!(verdicts.len(), 5, "{verdicts:?}");
+    let Submitted::Accepted(first) = verdicts[0] else {
+        panic!("{verdicts:?}")
+    };
+    assert_eq!(first, transfer(nonce).hash());
+    assert!(matches!(&verdicts[1], Submitted::Refused { code, .. } if *code == codes::MALFORMED));
+    assert!(
+        matches!(verdicts[2], Submitted::Accepted(_)),
+        "{verdicts:?}"
+    );
+    assert!(
+        matches!(&verdicts[3], Submitted::Refused { code, message } if *code == codes::TX_INVALID && message.contains("bad signature")),
+        "{verdicts:?}"
+    );
+    assert!(
+        matches!(&verdicts[4], Submitted::Refused { code, .. } if *code == codes::ALREADY_KNOWN),
+        "{verdicts:?}"
+    );
+    // The accepted ones are included, in nonce order.
+    let second = transfer(nonce + 1).hash();
+    testkit::wait_for(
+        "both transfers in a block",
+        Duration::from_secs(30),
+        || async {
+            matches!(
+                rpc.tx_status(second).await.unwrap(),
+                TxStatus::Included { .. }
+            )
+            .then_some(())
+        },
+    )
+    .await;
+    assert!(matches!(
+        rpc.tx_status(first).await.unwrap(),
+        TxStatus::Included { .. }
+    ));
+    // A batch over the bound is refused whole, saying the bound.
+    let (code, msg) = refusal(rpc.submit_batch(vec!["0x00".into(); 4_097]).await);
+    assert_eq!(code, codes::MALFORMED);
+    assert!(msg.contains("at most 4096"), "{msg}");
 }
