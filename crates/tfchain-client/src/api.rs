@@ -92,6 +92,13 @@ pub enum TxStatus {
     Unknown,
 }
 
+/// A node's report of a contract, taken into the pool and not yet in a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReport {
+    pub contract_id: ContractId,
+    pub state: DeploymentState,
+}
+
 /// One transaction's verdict in a batch submission: its hash when the pool took it, or why not
 /// (with the code and message `tx_submit` would have answered).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,4 +288,9 @@ pub trait TfchainApi {
 
     #[subscription(name = "chain_subscribeEvents" => "chain_events", unsubscribe = "chain_unsubscribeEvents", item = BlockEvents)]
     async fn subscribe_events(&self) -> SubscriptionResult;
+
+    /// Every workload report a contract's node submits, as the pool takes it (a block before the
+    /// ledger records it): what `contract_pendingState` answers, pushed.
+    #[subscription(name = "contract_subscribePendingReports" => "contract_pendingReport", unsubscribe = "contract_unsubscribePendingReports", item = PendingReport)]
+    async fn subscribe_pending_reports(&self) -> SubscriptionResult;
 }

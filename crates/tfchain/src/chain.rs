@@ -19,10 +19,11 @@ use tfchain_runtime::{
 };
 use tfgrid_types::{AccountId, Balance, ContractId, Hash32, Keypair, Signature};
 
-use crate::limits::POOL_NONCES_AHEAD_MAX;
+use crate::limits::{POOL_NONCES_AHEAD_MAX, REPORTS_BUFFER};
 use crate::mempool::{Mempool, PoolError, PoolTx};
 use crate::spec::ChainSpec;
 use crate::store::{Store, TxRecord};
+use tfchain_client::api::PendingReport;
 
 /// Why a submitted transaction was refused.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,27 @@ impl HeadView {
         HeadView { runtime, head }
     }
 
+    /// The report of a contract's deployment a transaction makes, when its signer is the
+    /// contract's node (anyone else's report is not the node's word).
+    fn report_of(&self, tx: &SignedTransaction) -> Option<PendingReport> {
+        let Call::SmartContract(ScCall::ReportDeploymentState {
+            contract_id,
+            version,
+            workloads,
+        }) = &tx.tx.call
+        else {
+            return None;
+        };
+        (node_account(&self.runtime.state, *contract_id)? == tx.tx.signer).then(|| PendingReport {
+            contract_id: *contract_id,
+            state: DeploymentState {
+                reported_at_s: self.head.timestamp_ms / 1000,
+                version: *version,
+                workloads: workloads.clone(),
+            },
+        })
+    }
+
     /// Moves to the block `head`, whose changes on the previous head are `changes`.
     fn advance(&mut self, head: Header, changes: &[Change]) -> Result<()> {
         self.runtime.abort_block();
@@ -86,6 +108,8 @@ pub struct Shared {
     pool: Mutex<Mempool>,
     view: RwLock<HeadView>,
     genesis_hash: Hash32,
+    /// Each node report the pool takes, for subscribers.
+    reports: tokio::sync::broadcast::Sender<PendingReport>,
 }
 
 impl Shared {
@@ -126,33 +150,18 @@ impl Shared {
     /// The newest workload report of a node contract that its node signed and submitted but no
     /// block holds yet: what the node already says, a block before the ledger records it.
     pub fn pending_deployment_state(&self, id: ContractId) -> Option<DeploymentState> {
-        let (node_account, reported_at_s) = {
-            let view = self.view();
-            let state = &view.runtime.state;
-            let ContractData::NodeContract(nc) = &state.contracts.get(&id)?.contract_type else {
-                return None;
-            };
-            let node_twin = state.nodes.get(&nc.node_id)?.twin_id;
-            (
-                state.twins.get(&node_twin)?.account_id,
-                view.head.timestamp_ms / 1000,
-            )
-        };
+        let view = self.view();
+        let node_account = node_account(&view.runtime.state, id)?;
         self.pool()
             .of_sender(&node_account)
-            .filter_map(|ptx| match &ptx.tx.tx.call {
-                Call::SmartContract(ScCall::ReportDeploymentState {
-                    contract_id,
-                    version,
-                    workloads,
-                }) if *contract_id == id => Some(DeploymentState {
-                    reported_at_s,
-                    version: *version,
-                    workloads: workloads.clone(),
-                }),
-                _ => None,
-            })
+            .filter_map(|ptx| view.report_of(&ptx.tx).filter(|r| r.contract_id == id))
+            .map(|r| r.state)
             .last()
+    }
+
+    /// Each node report the pool takes from now on.
+    pub fn pending_reports(&self) -> tokio::sync::broadcast::Receiver<PendingReport> {
+        self.reports.subscribe()
     }
 
     /// What an hour of each contract costs on the head state, in units of TFT before discounts.
@@ -177,23 +186,27 @@ impl Shared {
             let view = self.view();
             txs.into_iter()
                 .map(|(tx, len)| {
-                    view.runtime
-                        .check_tx(&tx, len, POOL_NONCES_AHEAD_MAX)
-                        .map(|_| (tx, len))
+                    view.runtime.check_tx(&tx, len, POOL_NONCES_AHEAD_MAX)?;
+                    let report = view.report_of(&tx);
+                    Ok((tx, len, report))
                 })
                 .collect()
         };
         let mut pool = self.pool();
         checked
             .into_iter()
-            .map(|checked| {
-                let (tx, encoded_len) = checked?;
+            .map(|checked: Result<_, TxInvalid>| {
+                let (tx, encoded_len, report) = checked?;
                 let hash = tx.hash();
                 pool.insert(PoolTx {
                     hash,
                     tx,
                     encoded_len,
                 })?;
+                if let Some(report) = report {
+                    // No subscriber is not an error.
+                    let _ = self.reports.send(report);
+                }
                 Ok(hash)
             })
             .collect()
@@ -218,6 +231,15 @@ impl Shared {
         tx.tx.nonce = state_nonce(&view.runtime.state, &tx.tx.signer);
         view.runtime.try_tx(&tx, encoded_len)
     }
+}
+
+/// The account of the node a node contract runs on.
+fn node_account(state: &State, id: ContractId) -> Option<AccountId> {
+    let ContractData::NodeContract(nc) = &state.contracts.get(&id)?.contract_type else {
+        return None;
+    };
+    let node_twin = state.nodes.get(&nc.node_id)?.twin_id;
+    Some(state.twins.get(&node_twin)?.account_id)
 }
 
 fn state_nonce(state: &State, account: &AccountId) -> u64 {
@@ -280,6 +302,7 @@ impl Chain {
             pool: Mutex::new(Mempool::default()),
             view: RwLock::new(HeadView::open(runtime.state.clone(), head.clone())),
             genesis_hash,
+            reports: tokio::sync::broadcast::channel(REPORTS_BUFFER).0,
         });
         Ok(Chain {
             runtime,
@@ -548,10 +571,17 @@ mod tests {
         assert_eq!(s.chain.shared().pending_deployment_state(1), None);
 
         // Someone else's report of the contract is not the node's word.
+        let mut pushed = s.chain.shared().pending_reports();
         s.submit(&other, report(0));
         assert_eq!(s.chain.shared().pending_deployment_state(1), None);
-        // The node's is, until a block records it.
+        assert!(
+            pushed.try_recv().is_err(),
+            "another account's report is pushed"
+        );
+        // The node's is, until a block records it; subscribers get it as the pool takes it.
         s.submit(&node, report(0));
+        let report = pushed.try_recv().expect("the node's report pushed");
+        assert_eq!((report.contract_id, report.state.version), (1, 0));
         let pending = s
             .chain
             .shared()

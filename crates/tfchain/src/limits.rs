@@ -13,6 +13,8 @@ pub const DROPPED_REMEMBERED_MAX: usize = 10_000;
 pub const VERIFY_BATCH_MAX: usize = 4_096;
 /// Submissions waiting for their signature check.
 pub const VERIFY_QUEUE_MAX: usize = 65_536;
+/// Node reports buffered for each slow subscriber of pending reports before it misses some.
+pub const REPORTS_BUFFER: usize = 1_024;
 /// Transactions in one batch submission.
 pub const SUBMIT_BATCH_MAX: usize = 4_096;
 /// Entries in one page of a list.

@@ -130,19 +130,19 @@ impl RpcServer {
         Ok((Arc::unwrap_or_clone(tx), len))
     }
 
-    async fn pipe<T: serde::Serialize + Clone + Send + 'static>(
-        &self,
+    async fn pipe<S: Clone, T: serde::Serialize + Send + 'static>(
+        mut rx: broadcast::Receiver<S>,
         pending: PendingSubscriptionSink,
-        map: impl Fn(&Committed) -> T + Send + 'static,
+        map: impl Fn(&S) -> Option<T> + Send + 'static,
     ) -> SubscriptionResult {
-        let mut rx = self.finalized.subscribe();
         let sink = pending.accept().await?;
         loop {
             tokio::select! {
                 _ = sink.closed() => return Ok(()),
                 next = rx.recv() => match next {
-                    Ok(committed) => {
-                        let message = SubscriptionMessage::from(serde_json::value::to_raw_value(&map(&committed))?);
+                    Ok(item) => {
+                        let Some(item) = map(&item) else { continue };
+                        let message = SubscriptionMessage::from(serde_json::value::to_raw_value(&item)?);
                         if sink.send(message).await.is_err() {
                             return Ok(());
                         }
@@ -460,16 +460,33 @@ impl TfchainApiServer for RpcServer {
         &self,
         pending: PendingSubscriptionSink,
     ) -> SubscriptionResult {
-        self.pipe(pending, |c| c.block.header.clone()).await
+        Self::pipe(self.finalized.subscribe(), pending, |c: &Committed| {
+            Some(c.block.header.clone())
+        })
+        .await
     }
 
     async fn subscribe_events(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
-        self.pipe(pending, |c| BlockEvents {
-            height: c.block.header.height,
-            block_hash: c.block.hash(),
-            timestamp_ms: c.block.header.timestamp_ms,
-            events: c.events.as_ref().clone(),
+        Self::pipe(self.finalized.subscribe(), pending, |c: &Committed| {
+            Some(BlockEvents {
+                height: c.block.header.height,
+                block_hash: c.block.hash(),
+                timestamp_ms: c.block.header.timestamp_ms,
+                events: c.events.as_ref().clone(),
+            })
         })
+        .await
+    }
+
+    async fn subscribe_pending_reports(
+        &self,
+        pending: PendingSubscriptionSink,
+    ) -> SubscriptionResult {
+        Self::pipe(
+            self.chain.pending_reports(),
+            pending,
+            |r: &PendingReport| Some(r.clone()),
+        )
         .await
     }
 }

@@ -1,13 +1,14 @@
 //! Waiting for a node to run a version of a contract: until it has reported every workload `ok` or
 //! `error`, showing each state change as it comes, and saying whether the node is alive when it
-//! never answers. It follows the chain's event subscription (each finalized block's events), so it
-//! sees a report in the block that holds it, without polling; what the chain held before the
-//! subscription started (a report already recorded, or signed and still pending) is read once.
+//! never answers. It follows two subscriptions, without polling: the node's reports as the chain's
+//! pool takes them (a block before the ledger records them), and each finalized block's events
+//! (a report recorded, or the contract's end); what the chain held before the subscriptions
+//! started (a report already recorded, or signed and still pending) is read once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tfchain_client::api::{ContractView, TfchainApiClient};
+use tfchain_client::api::{ContractView, PendingReport, TfchainApiClient};
 use tfchain_runtime::types::{Cause, ContractState, DeploymentState};
 use tfchain_runtime::{Event, EventRecord};
 use tfgrid_types::deployment::{ResultState, Workload, WorkloadResult};
@@ -79,6 +80,12 @@ fn observe(contract_id: ContractId, version: u32, events: &[EventRecord]) -> Opt
     })
 }
 
+/// The node's report of `version` of `contract_id`, if a pending report is that.
+fn pending(contract_id: ContractId, version: u32, report: PendingReport) -> Option<Seen> {
+    (report.contract_id == contract_id && report.state.version == version)
+        .then_some(Seen::Report(report.state.workloads))
+}
+
 /// The contract's state before the subscription started: its end, or the node's report so far.
 async fn before(grid: &Grid, contract_id: ContractId, version: u32) -> Result<Option<Seen>, Error> {
     let view = grid.contract(contract_id).await?.ok_or_else(|| {
@@ -128,6 +135,7 @@ pub(super) async fn wait(
         updated: false,
     };
     // Subscribed first, so no block falls between what is read now and what the events say.
+    let mut reports = grid.client.rpc().subscribe_pending_reports().await?;
     let mut blocks = grid.client.rpc().subscribe_events().await?;
     let mut seen = before(grid, contract_id, version).await?;
     loop {
@@ -174,8 +182,14 @@ pub(super) async fn wait(
                 "the chain's events, while waiting for contract {contract_id}: {why}"
             ))
         };
-        match tokio::time::timeout_at(deadline, blocks.next()).await {
-            Ok(Some(Ok(block))) => seen = observe(contract_id, version, &block.events),
+        let next = async {
+            tokio::select! {
+                report = reports.next() => report.map(|r| r.map(|r| pending(contract_id, version, r))),
+                block = blocks.next() => block.map(|b| b.map(|b| observe(contract_id, version, &b.events))),
+            }
+        };
+        match tokio::time::timeout_at(deadline, next).await {
+            Ok(Some(Ok(now))) => seen = now,
             Ok(Some(Err(e))) => return Err(lost(e.to_string())),
             Ok(None) => return Err(lost("the subscription closed".into())),
             Err(_) => {
