@@ -346,13 +346,13 @@ pub async fn known_twin(client: &Client, id: u32) -> Result<Twin> {
         .ok_or_else(|| anyhow!("unknown twin {id}"))
 }
 
-/// The twin of an account, or the error saying it has none.
-async fn twin_of(client: &Client, account: AccountId) -> Result<Twin> {
+/// The twin of an account, or the error saying it has none and how to make one.
+pub async fn twin_of(client: &Client, account: AccountId) -> Result<Twin> {
     client
         .rpc()
         .twin_by_account(account)
         .await?
-        .ok_or_else(|| anyhow!("account {account} has no twin"))
+        .ok_or_else(|| anyhow!("account {account} has no twin: run `tfgrid twin create` first"))
 }
 
 /// A node the chain holds, or the error naming the id.

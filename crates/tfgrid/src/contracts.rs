@@ -10,9 +10,9 @@ use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::types::{Contract, ContractData, ContractState};
 use tfchain_runtime::{Call, Event};
 use tfgrid_types::deployment::{SignatureRequirement, Workload};
-use tfgrid_types::{AccountId, TwinId, format_tft};
+use tfgrid_types::format_tft;
 
-use crate::commands::{Ctx, known_node, known_twin};
+use crate::commands::{Ctx, known_node, known_twin, twin_of};
 use crate::output::{self, fields, table};
 
 /// A deployment as a user writes it: the CLI fills in the owner, the version and the signatures.
@@ -32,13 +32,6 @@ struct DeploymentFile {
 fn read_file(path: &str) -> Result<DeploymentFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     serde_json::from_str(&text).with_context(|| format!("{path} is not a valid deployment"))
-}
-
-async fn own_twin(client: &Client, account: AccountId) -> Result<TwinId> {
-    let twin = client.rpc().twin_by_account(account).await?;
-    Ok(twin
-        .ok_or_else(|| anyhow!("account {account} has no twin: run `tfgrid twin create` first"))?
-        .id)
 }
 
 fn created_contract(included: &tfchain_client::Included) -> Option<Contract> {
@@ -236,7 +229,7 @@ pub async fn list(ctx: &Ctx, twin: Option<u32>, node: Option<u32>) -> Result<()>
         (None, None) => {
             client
                 .rpc()
-                .contracts_by_twin(own_twin(&client, ctx.key()?.account()).await?)
+                .contracts_by_twin(twin_of(&client, ctx.key()?.account()).await?.id)
                 .await?
         }
     };
@@ -280,7 +273,7 @@ pub async fn consumption(ctx: &Ctx, twin: Option<u32>) -> Result<()> {
     let client = ctx.client().await?;
     let twin_id = match twin {
         Some(t) => known_twin(&client, t).await?.id,
-        None => own_twin(&client, ctx.key()?.account()).await?,
+        None => twin_of(&client, ctx.key()?.account()).await?.id,
     };
     let view = client.rpc().twin_consumption(twin_id).await?;
     ctx.out.show(&view, |v| {
