@@ -74,9 +74,9 @@ pub fn events_root(events: &[EventRecord]) -> Hash32 {
 mod tests {
     use super::*;
     use crate::tx::tests::{
-        CASES, account, assert_both_outcomes, decode_mutated, mutation, prefixes_cut_short,
-        signed_tx, tally,
+        CASES, account, assert_both_outcomes, decode_mutated, prefixes_cut_short, signed_tx, tally,
     };
+    use mutation::mutation;
     use proptest::prelude::*;
 
     fn hash() -> impl Strategy<Value = Hash32> {

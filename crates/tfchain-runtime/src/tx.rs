@@ -101,6 +101,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::tfgrid::IpInput;
     use crate::types::{Interface, Location, NodeSpec, Power, Resources};
+    use mutation::{Mutation, mutate, mutation};
     use proptest::prelude::*;
     use proptest::test_runner::{TestCaseError, TestRunner};
     use tfgrid_types::keys::AccountId;
@@ -252,38 +253,6 @@ pub(crate) mod tests {
             }
             .sign(&key, &CHAIN)
         })
-    }
-
-    /// One change to a valid encoding.
-    #[derive(Debug, Clone)]
-    pub(crate) enum Mutation {
-        Flip(prop::sample::Index, u8),
-        Insert(prop::sample::Index, u8),
-        Delete(prop::sample::Index),
-        /// Keep a strict prefix.
-        Truncate(prop::sample::Index),
-    }
-
-    pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
-        let at = any::<prop::sample::Index>();
-        prop_oneof![
-            (at.clone(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
-            (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
-            at.clone().prop_map(Mutation::Delete),
-            at.prop_map(Mutation::Truncate),
-        ]
-    }
-
-    /// `bytes` (not empty) changed by `m`.
-    pub(crate) fn mutate(bytes: &[u8], m: &Mutation) -> Vec<u8> {
-        let mut out = bytes.to_vec();
-        match m {
-            Mutation::Flip(i, mask) => out[i.index(bytes.len())] ^= mask,
-            Mutation::Insert(i, b) => out.insert(i.index(bytes.len() + 1), *b),
-            Mutation::Delete(i) => drop(out.remove(i.index(bytes.len()))),
-            Mutation::Truncate(i) => out.truncate(i.index(bytes.len())),
-        }
-        out
     }
 
     pub(crate) const CASES: u32 = 512;

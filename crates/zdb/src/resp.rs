@@ -314,6 +314,7 @@ fn reply_at(cursor: &mut &[u8], depth: usize) -> Result<Option<Reply>, FrameErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mutation::{Mutation, mutate, mutation};
     use proptest::prelude::*;
 
     fn check(input: &[u8], expect: Result<Option<Vec<&[u8]>>, FrameError>) {
@@ -376,38 +377,6 @@ mod tests {
         reply.encode(&mut out);
         assert_eq!(decode_reply(&mut out).unwrap(), Some(reply));
         assert!(out.is_empty());
-    }
-
-    /// One change to a valid encoding.
-    #[derive(Debug, Clone)]
-    enum Mutation {
-        Flip(prop::sample::Index, u8),
-        Insert(prop::sample::Index, u8),
-        Delete(prop::sample::Index),
-        /// Keep a strict prefix.
-        Truncate(prop::sample::Index),
-    }
-
-    fn mutation() -> impl Strategy<Value = Mutation> {
-        let at = any::<prop::sample::Index>();
-        prop_oneof![
-            (at.clone(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
-            (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
-            at.clone().prop_map(Mutation::Delete),
-            at.prop_map(Mutation::Truncate),
-        ]
-    }
-
-    /// `bytes` (not empty) changed by `m`.
-    fn mutate(bytes: &[u8], m: &Mutation) -> Vec<u8> {
-        let mut out = bytes.to_vec();
-        match m {
-            Mutation::Flip(i, mask) => out[i.index(bytes.len())] ^= mask,
-            Mutation::Insert(i, b) => out.insert(i.index(bytes.len() + 1), *b),
-            Mutation::Delete(i) => drop(out.remove(i.index(bytes.len()))),
-            Mutation::Truncate(i) => out.truncate(i.index(bytes.len())),
-        }
-        out
     }
 
     /// How the decoder answered a run of inputs.

@@ -384,10 +384,10 @@ mod tests {
     /// a panic; a cut plain one gives what is left before its port.
     #[test]
     fn changed_host_headers_give_a_host_or_none() {
-        let strategy = (named_request(), crate::sni::tests::mutation());
+        let strategy = (named_request(), mutation::mutation());
         let found = crate::sni::tests::count_decoded(strategy, |((_, host, _), m)| {
             let host = host.unwrap();
-            let changed = crate::sni::tests::mutate(host.as_bytes(), &m);
+            let changed = mutation::mutate(host.as_bytes(), &m);
             // What the HTTP layer refuses never reaches the gateway.
             let Some(req) = build("/", Some(&changed)) else {
                 return Ok(false);
@@ -397,7 +397,7 @@ mod tests {
                 prop_assert!(!found.is_empty() && !found.ends_with('.'));
                 prop_assert_eq!(found.to_ascii_lowercase(), found.clone());
             }
-            let cut = matches!(m, crate::sni::tests::Mutation::Truncate(_));
+            let cut = matches!(m, mutation::Mutation::Truncate(_));
             if cut && !host.starts_with('[') {
                 let text = String::from_utf8(changed).unwrap();
                 let name = text.split(':').next().unwrap().trim_end_matches('.');

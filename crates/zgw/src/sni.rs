@@ -158,6 +158,7 @@ impl<'a> Reader<'a> {
 pub(crate) mod tests {
     use std::sync::Arc;
 
+    use mutation::{Mutation, mutate, mutation};
     use proptest::prelude::*;
     use rustls::pki_types::ServerName;
 
@@ -396,38 +397,6 @@ pub(crate) mod tests {
     fn expected(spec: &HelloSpec) -> ClientHello {
         let sni = spec.extensions.as_ref().and_then(|e| e.sni.as_ref());
         hello(sni.map(|(_, host)| host.to_ascii_lowercase()).as_deref())
-    }
-
-    /// One change to a valid encoding.
-    #[derive(Debug, Clone)]
-    pub(crate) enum Mutation {
-        Flip(proptest::sample::Index, u8),
-        Insert(proptest::sample::Index, u8),
-        Delete(proptest::sample::Index),
-        /// Keep a strict prefix.
-        Truncate(proptest::sample::Index),
-    }
-
-    pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
-        let at = any::<proptest::sample::Index>();
-        prop_oneof![
-            (at.clone(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
-            (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
-            at.clone().prop_map(Mutation::Delete),
-            at.prop_map(Mutation::Truncate),
-        ]
-    }
-
-    /// `bytes` (not empty) changed by `m`.
-    pub(crate) fn mutate(bytes: &[u8], m: &Mutation) -> Vec<u8> {
-        let mut out = bytes.to_vec();
-        match m {
-            Mutation::Flip(i, mask) => out[i.index(bytes.len())] ^= mask,
-            Mutation::Insert(i, b) => out.insert(i.index(bytes.len() + 1), *b),
-            Mutation::Delete(i) => drop(out.remove(i.index(bytes.len()))),
-            Mutation::Truncate(i) => out.truncate(i.index(bytes.len())),
-        }
-        out
     }
 
     pub(crate) const CASES: u32 = 512;
