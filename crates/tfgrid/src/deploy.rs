@@ -120,6 +120,10 @@ fn result_text(r: &WorkloadResult, gateway_ip: Option<&str>) -> String {
         },
         ResultData::Volume { id } => format!("volume {id}"),
         ResultData::Zmount { volume_id } => format!("disk {volume_id}"),
+        ResultData::Network { endpoint, .. } if endpoint.is_empty() => {
+            "WireGuard, hidden (reached through an access node)".into()
+        }
+        ResultData::Network { endpoint, .. } => format!("WireGuard at {endpoint}"),
         ResultData::None => r.message.clone(),
     }
 }

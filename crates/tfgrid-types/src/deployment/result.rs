@@ -1,5 +1,5 @@
 //! What a node reports back for each workload: its state, an error message, and the type's result
-//! (addresses, 0-db endpoint, gateway FQDN).
+//! (addresses, 0-db endpoint, gateway FQDN, a network's WireGuard endpoint).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,14 @@ pub enum ResultData {
     },
     GatewayNameProxy {
         fqdn: String,
+    },
+    /// A node's part of a network: the UDP port its WireGuard device listens on (the node picks
+    /// it when the workload asks for 0, and keeps it), and `<public IPv4>:<port>` where peers
+    /// reach it, empty when the node has no public address (it is hidden: it dials out to its
+    /// peers with endpoints, and they wait for it).
+    Network {
+        listen_port: u16,
+        endpoint: String,
     },
 }
 

@@ -109,6 +109,8 @@ wire! {
         /// This node's /24 within it.
         pub subnet: String,
         pub wireguard_private_key: Secret,
+        /// The UDP port of the node's WireGuard device; 0 lets the node pick a free one (it
+        /// reports it in the workload's result and keeps it).
         pub wireguard_listen_port: u16,
         #[serde(default)]
         pub peers: Vec<Peer>,
@@ -118,6 +120,8 @@ wire! {
         pub subnet: String,
         pub wireguard_public_key: String,
         pub allowed_ips: Vec<String>,
+        /// `ip:port` where the peer listens; empty when it has none known (a hidden node, a
+        /// user's machine, a node not reported yet): the peer dials in and is answered.
         #[serde(default)]
         pub endpoint: String,
     }
@@ -369,6 +373,14 @@ impl Workload {
                     }
                     if peer.allowed_ips.iter().any(|a| cidr(a).is_none()) {
                         return Err(invalid(name, "a peer's allowed IP is not a CIDR"));
+                    }
+                    if !peer.endpoint.is_empty()
+                        && peer.endpoint.parse::<std::net::SocketAddr>().is_err()
+                    {
+                        return Err(invalid(
+                            name,
+                            format!("peer endpoint {:?} is not ip:port", peer.endpoint),
+                        ));
                     }
                 }
             }
