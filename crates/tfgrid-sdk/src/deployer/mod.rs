@@ -22,6 +22,7 @@ mod apply;
 pub mod check;
 pub mod diff;
 mod names;
+pub mod network;
 pub mod state;
 mod wait;
 
