@@ -1,8 +1,10 @@
 //! A LAN of network namespaces, so a grid's programs run like separate hosts on one machine: a
 //! "switch" namespace holding a bridge, one namespace per host with an address on it, and a veth
 //! from the creator's own namespace, so it reaches every host. `tfgrid up` puts its nodes on one;
-//! the tests put chains and nodes on them. Everything is deleted when the LAN is dropped. Needs
-//! root, `ip` (iproute2) and `nsenter` (util-linux).
+//! the tests put chains and nodes on them; a host can also sit behind a NAT router of its own
+//! ([`Lan::hidden_host`]), as a node without a public address does. Everything is deleted when the
+//! LAN is dropped. Needs root, `ip` (iproute2) and `nsenter` (util-linux), and `nft` (nftables) for
+//! hidden hosts.
 
 use std::io;
 use std::process::Command;
@@ -97,34 +99,109 @@ impl Lan {
     pub fn host(&mut self) -> io::Result<Host> {
         self.hosts += 1;
         let ns = format!("{}{}", &self.switch[..self.switch.len() - 1], self.hosts);
-        let (inner, outer) = (format!("{ns}i"), format!("{ns}o"));
-        ip(&["netns", "add", &ns])?;
-        self.names.push(ns.clone());
-        ip(&[
-            "link", "add", &inner, "type", "veth", "peer", "name", &outer,
-        ])?;
-        ip(&["link", "set", &inner, "netns", &ns])?;
-        ip(&["link", "set", &outer, "netns", &self.switch])?;
-        ip(&["-n", &self.switch, "link", "set", &outer, "master", "br0"])?;
-        ip(&["-n", &self.switch, "link", "set", &outer, "up"])?;
         let addr = format!("{}.{}", self.prefix, self.hosts);
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            &inner,
-        ])?;
-        ip(&["-n", &ns, "link", "set", &inner, "up"])?;
-        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        let switch = self.switch.clone();
+        let (inner, outer) = self.joined(&ns, &switch, &format!("{addr}/24"))?;
+        ip(&["-n", &switch, "link", "set", &outer, "master", "br0"])?;
+        ip(&["-n", &switch, "link", "set", &outer, "up"])?;
         Ok(Host {
             netns: ns,
             ip: addr,
             iface: inner,
         })
     }
+
+    /// Makes namespace `ns` (deleted with the LAN) with a veth pair to namespace `to`: its leg
+    /// `<ns>i` with address `cidr`, up, and the other leg `<ns>o` in `to`, for the caller to set
+    /// up. Returns both legs' names.
+    fn joined(&mut self, ns: &str, to: &str, cidr: &str) -> io::Result<(String, String)> {
+        let (inner, outer) = (format!("{ns}i"), format!("{ns}o"));
+        ip(&["netns", "add", ns])?;
+        self.names.push(ns.to_owned());
+        ip(&[
+            "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+        ])?;
+        ip(&["link", "set", &inner, "netns", ns])?;
+        ip(&["link", "set", &outer, "netns", to])?;
+        ip(&["-n", ns, "addr", "add", cidr, "dev", &inner])?;
+        ip(&["-n", ns, "link", "set", &inner, "up"])?;
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        Ok((inner, outer))
+    }
+}
+
+impl Lan {
+    /// Adds a host behind a NAT router, as a machine on a home or office network is: the router is
+    /// a host of the LAN (the next address), the host sits on a link of its own behind it
+    /// (`192.168.<n>.2/24`, its default route through the router at `.1`), and the router
+    /// masquerades what the host sends out. The host reaches the LAN; nothing on the LAN reaches it
+    /// but the answers to what it sent. Needs `nft` (nftables).
+    pub fn hidden_host(&mut self) -> io::Result<Host> {
+        let router = self.host()?;
+        let n = self.hosts;
+        let ns = format!("{}h", router.netns);
+        let (private, gateway) = (format!("192.168.{n}.2"), format!("192.168.{n}.1"));
+        let (inner, outer) = self.joined(&ns, &router.netns, &format!("{private}/24"))?;
+        let gateway_cidr = format!("{gateway}/24");
+        ip(&[
+            "-n",
+            &router.netns,
+            "addr",
+            "add",
+            &gateway_cidr,
+            "dev",
+            &outer,
+        ])?;
+        ip(&["-n", &router.netns, "link", "set", &outer, "up"])?;
+        ip(&["-n", &ns, "route", "add", "default", "via", &gateway])?;
+        in_netns(
+            &router.netns,
+            "sysctl",
+            &["-qw", "net.ipv4.ip_forward=1"],
+            None,
+        )?;
+        let rules = format!(
+            "table ip hidden {{ chain post {{ type nat hook postrouting priority srcnat; \
+             oifname \"{}\" masquerade; }} }}",
+            router.iface
+        );
+        in_netns(&router.netns, "nft", &["-f", "-"], Some(&rules))?;
+        Ok(Host {
+            netns: ns,
+            ip: private,
+            iface: inner,
+        })
+    }
+}
+
+/// Runs `program` with `args` in namespace `ns` (with `input` on its standard input), failing with
+/// what it said.
+fn in_netns(ns: &str, program: &str, args: &[&str], input: Option<&str>) -> io::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(text) = input {
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(text.as_bytes())?;
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{program} {} in {ns}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for Lan {

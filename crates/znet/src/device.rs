@@ -1,7 +1,7 @@
 //! The data plane of one network on one node: a gotatun WireGuard device whose TUN device sits in
 //! the network's namespace (created here, then moved there, so its descriptor stays ours) and whose
 //! UDP socket is bound in the namespace `znet` runs in (the node's own). It installs one route per
-//! allowed IP, writes the bound port to the run directory, applies a changed config on SIGHUP
+//! allowed IP, writes the bound port to the run directory and prints it (after [`READY`]), applies a changed config on SIGHUP
 //! (peers added, updated or removed in place, so sessions of peers that stayed go on) and stops on
 //! TERM or INT; the TUN device, and with it its routes, goes when the process ends.
 
@@ -15,7 +15,7 @@ use gotatun::tun::tun_async_device::TunDevice;
 use gotatun::udp::socket::UdpSocketFactory;
 use gotatun::x25519::{PublicKey, StaticSecret};
 use tokio::signal::unix::{SignalKind, signal};
-use znet::{Config, MTU, PORT_FILE, PeerConfig, ip, key, route_changes};
+use znet::{Config, MTU, PORT_FILE, PeerConfig, READY, ip, key, route_changes};
 
 /// Socket buffers of 4 MiB: with the default, the receiver drops datagrams under load.
 const UDP_BUFFER: usize = 4 << 20;
@@ -59,6 +59,8 @@ pub async fn run(dir: &Path) -> Result<()> {
     }
     std::fs::write(dir.join(PORT_FILE), port.to_string())?;
     tracing::info!(port, peers = config.peers.len(), netns = %config.netns, "up");
+    // The line the node agent waits for.
+    println!("{READY}{port}");
 
     let (mut hup, mut term, mut int) = (
         signal(SignalKind::hangup())?,

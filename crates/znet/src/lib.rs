@@ -22,6 +22,8 @@ pub const MTU: u16 = 1420;
 /// The keepalive a node without a public address keeps towards peers it dials (seconds): it holds
 /// NAT mappings open so that the peers' packets reach it.
 pub const HIDDEN_KEEPALIVE: u16 = 25;
+/// What `znet run` prints on its standard output, followed by the port, once it is up.
+pub const READY: &str = "znet: listening on ";
 /// The file of a run directory holding the config.
 pub const CONFIG_FILE: &str = "config.json";
 /// The file of a run directory where `znet` writes the port it listens on.

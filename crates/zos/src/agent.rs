@@ -129,7 +129,7 @@ pub async fn register(config: &Config, chain: &ChainSession, key: &Keypair) -> R
 }
 
 /// Reports, every interval of the chain's spec, the node's uptime and each contract's network
-/// traffic since the last report (the bytes through its containers' interfaces).
+/// traffic since the last report (what left the node: see [`traffic_reports`]).
 async fn report_loop(
     chain: Arc<ChainSession>,
     started: Instant,
@@ -183,9 +183,10 @@ fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Each contract's new traffic since the counters were last read (a restarted container's counter
-/// starts again from zero): on their public IPs for machines that have one, else on their private
-/// network.
+/// Each contract's new traffic since the counters were last read (a counter that restarted, with
+/// its container or its network's device, starts again from zero). What leaves the node counts, as
+/// Zero-OS counts public traffic: a machine's traffic on its public IP, and its networks' traffic
+/// with their other nodes (the WireGuard device's). Traffic between machines on one node is free.
 fn traffic_reports(
     store: &Store,
     networks: &Networks,
@@ -197,21 +198,22 @@ fn traffic_reports(
     for local in store.locals()? {
         let mut bytes = 0;
         for w in &local.deployment.workloads {
-            let WorkloadData::Zmachine(m) = &w.data else {
-                continue;
-            };
-            let id = workload_id(local.twin_id, local.contract_id, &w.name);
-            let network_id = format!("{}-{}", local.twin_id, m.network.interfaces[0].network);
-            // Public traffic, as Zero-OS counts it; a machine without a public IP has only its
-            // private network's to count.
-            let total = match m.network.public_ip.is_empty() {
-                false => networks.public_traffic(&id),
-                true => networks.traffic(&id, &network_id),
+            // Keyed by what is counted: a network two deployments of a twin share counts once.
+            let (key, total) = match &w.data {
+                WorkloadData::Zmachine(m) if !m.network.public_ip.is_empty() => {
+                    let id = workload_id(local.twin_id, local.contract_id, &w.name);
+                    (id.clone(), networks.public_traffic(&id))
+                }
+                WorkloadData::Network(_) => {
+                    let id = format!("{}-{}", local.twin_id, w.name);
+                    (format!("net:{id}"), networks.overlay_traffic(&id))
+                }
+                _ => continue,
             };
             let Some(total) = total else {
                 continue;
             };
-            let previous = counters.insert(id, total).unwrap_or(0);
+            let previous = counters.insert(key, total).unwrap_or(0);
             bytes += if total >= previous {
                 total - previous
             } else {

@@ -3,7 +3,8 @@
 //! single signer through which every transaction of the node's account goes, one after another.
 //! Two writers signing for one account on their own connections would read the same next nonce and
 //! have one of their transactions refused; here the next signature waits until the previous
-//! transaction is in the chain's pool, so its nonce is counted.
+//! transaction is in the chain's pool, so its nonce is counted. It also reads what the node's
+//! primitives ask of the chain about the node itself (its public config).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,5 +90,18 @@ impl ChainSession {
             client.rpc().submit(tx).await?
         };
         client.wait(hash, INCLUSION_TIMEOUT).await
+    }
+
+    /// Node `node_id`'s public config, as its farmer set it on the chain (`None`: it has none).
+    pub async fn public_config(
+        &self,
+        node_id: tfgrid_types::NodeId,
+    ) -> anyhow::Result<Option<tfchain_runtime::types::PublicConfig>> {
+        use anyhow::Context;
+        let node = self.client().await?.rpc().node(node_id).await?;
+        Ok(node
+            .context("this node is not on the chain")?
+            .node
+            .public_config)
     }
 }

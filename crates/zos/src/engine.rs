@@ -384,10 +384,11 @@ impl Engine {
         })
     }
 
-    /// Starts the node's services again (its 0-db server, its gateway) if they serve workloads and
-    /// are gone.
+    /// Starts the node's services again (its 0-db server, its gateway, its networks' WireGuard
+    /// devices) if they serve workloads and are gone.
     pub async fn revive_services(&mut self) -> Result<()> {
         self.primitives.zdb.revive().await?;
+        self.primitives.networks.revive().await?;
         self.primitives.gateway.gateway.revive().await
     }
 

@@ -44,6 +44,9 @@ struct Args {
     /// The gateway binary [default: `zgw` next to this binary].
     #[arg(long)]
     zgw_bin: Option<PathBuf>,
+    /// The user networks' WireGuard binary [default: `znet` next to this binary].
+    #[arg(long)]
+    znet_bin: Option<PathBuf>,
     /// The OCI runtime that runs containers (`runc`; crun 1.8 refuses hybrid cgroup layouts).
     #[arg(long, default_value = "runc")]
     runtime: String,
@@ -51,7 +54,8 @@ struct Args {
     /// to machines on it.
     #[arg(long)]
     public_iface: Option<String>,
-    /// The address this node's services (0-db) listen on and report.
+    /// The address this node's services (0-db, its networks' WireGuard devices) listen on and
+    /// report.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Remove every workload this node runs (machines, volumes, networks, its 0-db server) and
@@ -106,7 +110,11 @@ async fn main() -> Result<()> {
         None => beside("zgw")?,
     };
     let farm_id = args.farm.context("--farm is required")?;
-    let networks = Networks::new(&args.data_dir);
+    let znet_bin = match args.znet_bin {
+        Some(path) => path,
+        None => beside("znet")?,
+    };
+    let networks = Networks::new(&args.data_dir).with_overlay(znet_bin, &args.host);
     let config = Config {
         networks: networks.clone(),
         farm_id,
@@ -138,7 +146,7 @@ async fn main() -> Result<()> {
             primitives: NodePrimitives {
                 zdb,
                 volumes: volumes.clone(),
-                networks: networks.clone(),
+                networks: networks.clone().on_node(node_id),
                 ips: PublicIps,
                 machines: MachinePrimitive {
                     machines,

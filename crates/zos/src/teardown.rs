@@ -1,5 +1,5 @@
 //! Taking a node out of service: remove every workload it runs (in reverse type order), and stop the
-//! 0-db server and the gateway it started, without asking the chain. A contract whose workloads are
+//! 0-db server, the gateway and the networks' WireGuard devices it started, without asking the chain. A contract whose workloads are
 //! all gone is forgotten, so a restarted agent provisions again, from the chain, what contracts
 //! still command (a 0-db namespace keeps its data: the stopped server's files hold it).
 
@@ -11,6 +11,7 @@ use tfgrid_types::deployment::WorkloadData;
 
 use crate::primitives::gateway::Gateway;
 use crate::primitives::network::Networks;
+use crate::primitives::overlay::Overlay;
 use crate::primitives::volume::Volumes;
 use crate::primitives::workload_id;
 use crate::primitives::{Machines, alive, recorded_pid};
@@ -59,6 +60,11 @@ pub fn run(
                 .status();
         }
         let _ = std::fs::remove_file(zdb_dir.join("pid"));
+    }
+    // Networks no contract holds any more (their agent stopped mid-way) still have their process.
+    if let Err(e) = Overlay::teardown(&networks.overlay_dir()) {
+        failures += 1;
+        eprintln!("zos: stopping the networks' WireGuard devices: {e:#}");
     }
     if let Err(e) = Gateway::teardown(gateway_dir) {
         failures += 1;

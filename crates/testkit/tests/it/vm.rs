@@ -88,7 +88,7 @@ async fn zos_runs_vms_beside_containers() {
     let deployment = json!({ "workloads": [
         { "version": 0, "name": "net", "type": "network", "data": {
             "ip_range": "10.20.0.0/16", "subnet": "10.20.1.0/24",
-            "wireguard_private_key": { "plain": "unused-until-the-overlay" },
+            "wireguard_private_key": { "plain": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=" },
             "wireguard_listen_port": 3000 } },
         { "version": 0, "name": "vol", "type": "volume", "data": { "size": 64 * 1024 * 1024 } },
         { "version": 0, "name": "vm", "type": "zmachine", "data": {

@@ -11,6 +11,7 @@ pub mod container;
 pub mod gateway;
 pub mod machine;
 pub mod network;
+pub mod overlay;
 pub mod proxy;
 pub mod rootfs;
 pub mod vm;

@@ -1,8 +1,10 @@
 //! The `network` primitive, on one node: a user network's part here is a network namespace holding a
-//! bridge at the first address of the node's subnet; each container of the network gets a namespace
-//! of its own joined to that bridge by a veth pair, with the address its deployment asks for and a
-//! default route through the bridge. Machines of one network on one node reach each other; the
-//! WireGuard overlay that joins the nodes of a network is not built yet.
+//! bridge at the first address of the node's subnet, with forwarding on, and a WireGuard device
+//! (a `znet` process, see [`overlay`](super::overlay)) joining it to the network's other nodes;
+//! each container of the network gets a namespace of its own joined to that bridge by a veth pair,
+//! with the address its deployment asks for and a default route through the bridge. The workload's
+//! result says where the node's device listens: `<host>:<port>` when the node has a public config
+//! (it is reachable), nothing when it is hidden (it dials its peers, keeping the way open).
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -10,6 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use tfgrid_types::deployment::{ResultData, Workload, WorkloadData};
 
+use super::overlay::{self, Overlay};
 use super::{Op, Primitive, Target, nothing};
 use crate::store::Local;
 
@@ -60,15 +63,57 @@ pub(crate) fn gateway(subnet: &str) -> Result<(Ipv4Addr, u8)> {
 #[derive(Debug, Clone)]
 pub struct Networks {
     node: String,
+    overlay: Overlay,
+    /// The address the node's WireGuard devices are reached at, when it has a public config.
+    host: String,
+    /// The node on the chain, once registered (its public config says whether it is hidden).
+    node_id: tfgrid_types::NodeId,
 }
 
 impl Networks {
-    /// The primitive of the node whose data directory is `data_dir`.
+    /// The primitive of the node whose data directory is `data_dir` (running the `znet` beside
+    /// this program, reached at 127.0.0.1, until told otherwise).
     pub fn new(data_dir: &std::path::Path) -> Networks {
         let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
         Networks {
             node: dir.display().to_string(),
+            overlay: Overlay::new("znet".into(), dir.join("networks")),
+            host: "127.0.0.1".into(),
+            node_id: 0,
         }
+    }
+
+    /// Runs the `znet` at `bin`, reached at `host`.
+    pub fn with_overlay(mut self, bin: std::path::PathBuf, host: &str) -> Networks {
+        self.overlay = Overlay::new(bin, self.overlay_dir());
+        self.host = host.to_owned();
+        self
+    }
+
+    /// For registered node `node_id`.
+    pub fn on_node(mut self, node_id: tfgrid_types::NodeId) -> Networks {
+        self.node_id = node_id;
+        self
+    }
+
+    /// Where the `znet` processes keep their run directories.
+    pub fn overlay_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.node).join("networks")
+    }
+
+    /// The name of network `id`'s WireGuard device.
+    pub fn tun(&self, id: &str) -> String {
+        self.name("w-", id)
+    }
+
+    /// Starts again the networks' WireGuard processes that are gone.
+    pub async fn revive(&self) -> Result<()> {
+        self.overlay.revive().await
+    }
+
+    /// Bytes network `id`'s WireGuard device carried to and from the other nodes since it started.
+    pub fn overlay_traffic(&self, id: &str) -> Option<u64> {
+        counters(&self.namespace(id), &self.tun(id))
     }
 
     /// The name of what this node makes for `id`, with `prefix` (at most 15 bytes in all).
@@ -107,11 +152,51 @@ impl Networks {
             in_ns(&["link", "add", "br0", "type", "bridge"])?;
             in_ns(&["addr", "add", &format!("{gw}/{len}"), "dev", "br0"])?;
         }
-        in_ns(&["link", "set", "br0", "up"])
+        in_ns(&["link", "set", "br0", "up"])?;
+        // It routes between its machines, the overlay and (on an access node) its peers.
+        let forwarding = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ])
+            .output()
+            .context("running sysctl")?;
+        if !forwarding.status.success() {
+            bail!(
+                "turning forwarding on in {ns}: {}",
+                String::from_utf8_lossy(&forwarding.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Joins network `id` (its namespace made) to its other nodes; the workload's result.
+    async fn connect(
+        &self,
+        at: Target<'_>,
+        id: &str,
+        n: &tfgrid_types::deployment::Network,
+    ) -> Result<ResultData> {
+        let hidden = at.chain.public_config(self.node_id).await?.is_none();
+        let ns = self.namespace(id);
+        let config = overlay::config(n, &ns, &self.tun(id), hidden, self.overlay.port(&ns))?;
+        let port = self.overlay.apply(&config).await?;
+        Ok(ResultData::Network {
+            listen_port: port,
+            endpoint: match hidden {
+                true => String::new(),
+                false => format!("{}:{port}", self.host),
+            },
+        })
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
         let ns = self.namespace(id);
+        self.overlay.remove(&ns)?;
         if netns_exists(&ns) {
             ip(&["netns", "delete", &ns])?;
         }
@@ -319,13 +404,14 @@ impl Primitive for PublicIps {
 
 impl Primitive for Networks {
     fn install<'a>(&'a mut self, at: Target<'a>, w: &'a Workload) -> Op<'a, ResultData> {
-        let made = match &w.data {
-            WorkloadData::Network(n) => {
-                self.ensure(&format!("{}-{}", at.local.twin_id, w.name), &n.subnet)
-            }
-            _ => Err(anyhow::anyhow!("{} is not a network", w.name)),
-        };
-        Box::pin(async move { made.map(|()| ResultData::None) })
+        Box::pin(async move {
+            let WorkloadData::Network(n) = &w.data else {
+                bail!("{} is not a network", w.name);
+            };
+            let id = format!("{}-{}", at.local.twin_id, w.name);
+            self.ensure(&id, &n.subnet)?;
+            self.connect(at, &id, n).await
+        })
     }
 
     /// Removes the network's part here unless another deployment of the twin on this node uses it.

@@ -62,14 +62,7 @@ fn node_only(ip: std::net::IpAddr) -> bool {
 impl GatewayPrimitive {
     /// This node's public config, as its farmer set it on the chain.
     async fn public_config(&self, chain: &ChainSession) -> Result<PublicConfig> {
-        let node = chain
-            .client()
-            .await?
-            .rpc()
-            .node(self.node_id)
-            .await?
-            .context("this node is not on the chain")?;
-        node.node.public_config.context(
+        chain.public_config(self.node_id).await?.context(
             "this node is not a gateway: it has no public config (its farmer sets one with \
              `tfgrid node public-config`)",
         )
