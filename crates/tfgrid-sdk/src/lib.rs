@@ -58,7 +58,7 @@ pub enum Error {
     /// The node refused workloads, or never answered; what was created for it is gone again unless
     /// kept on purpose.
     #[error("{0}")]
-    Failed(deployer::Failure),
+    Failed(Box<deployer::Failure>),
     /// The account cannot pay for an hour of what it asks for.
     #[error(
         "insufficient funds: {project} costs {} TFT an hour and the account holds {} TFT; \
@@ -75,6 +75,9 @@ pub enum Error {
     State { path: String, message: String },
     #[error("the gateway name {name:?} is held by twin {twin}: choose another name")]
     NameTaken { name: String, twin: TwinId },
+    /// The project's private network cannot be planned as the file asks.
+    #[error("the private network of {project}: {message}")]
+    Network { project: String, message: String },
 }
 
 impl Error {

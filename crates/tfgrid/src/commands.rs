@@ -14,8 +14,8 @@ use tfgrid_sdk::{Endpoints, Grid};
 use crate::keystore::Keystore;
 use crate::output::{self, Output, fields, gib, table};
 use crate::{
-    ChainCmd, Cli, Command, ContractCmd, FarmCmd, HubCmd, ImageCmd, KeysCmd, KvCmd, NodeCmd,
-    TwinCmd, contracts, deploy, hub,
+    ChainCmd, Cli, Command, ContractCmd, FarmCmd, HubCmd, ImageCmd, KeysCmd, KvCmd, NetworkCmd,
+    NodeCmd, TwinCmd, contracts, deploy, hub,
 };
 
 pub struct Ctx {
@@ -108,6 +108,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => deploy::apply(&ctx, &project, keep_on_error, timeout).await,
         Command::Status(args) => deploy::status(&ctx, &args).await,
         Command::Destroy(args) => deploy::destroy(&ctx, &args).await,
+        Command::Network(NetworkCmd::Access {
+            project,
+            file,
+            state,
+            timeout,
+        }) => {
+            let (file, state) = (file.as_deref(), state.as_deref());
+            deploy::network_access(&ctx, &project, file, state, timeout).await
+        }
         Command::Keys(cmd) => keys(&ctx, cmd),
         Command::Balance { account } => {
             let account = ctx.account_or_own(account.as_deref())?;

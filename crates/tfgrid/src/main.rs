@@ -55,21 +55,25 @@ pub struct Cli {
 pub enum Command {
     /// What applying a deployment file would create, change and remove, and its cost.
     Plan(ProjectArgs),
-    /// Deploy a file: create or update its contract and wait until every workload runs.
+    /// Deploy a file: create or update its contracts (one per node) and wait until every workload
+    /// runs.
     Apply {
         #[command(flatten)]
         project: ProjectArgs,
         /// Keep the contract when a workload fails (to look at it), instead of canceling it.
         #[arg(long)]
         keep_on_error: bool,
-        /// Seconds to wait for the node to report every workload.
+        /// Seconds to wait for each node to report every workload.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
     /// What a deployment file's project runs now.
     Status(ProjectArgs),
-    /// Cancel a deployment file's contract: the node removes everything.
+    /// Cancel a deployment file's contracts: the nodes remove everything.
     Destroy(ProjectArgs),
+    /// A project's private network.
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Manage keys kept in $TFGRID_HOME (default ~/.config/tfgrid).
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -125,6 +129,25 @@ pub struct ProjectArgs {
     /// The state file (default: .tfgrid/<project>.json in the current directory).
     #[arg(long)]
     pub state: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Add your machine to a deployed project's private network: prints a wg-quick configuration
+    /// (its private key only this once) reaching every node through the network's access node.
+    Access {
+        /// The project's name.
+        project: String,
+        /// The project's deployment file, to check it is that project's.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// The state file (default: .tfgrid/<project>.json in the current directory).
+        #[arg(long)]
+        state: Option<std::path::PathBuf>,
+        /// Seconds to wait for each node to report.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

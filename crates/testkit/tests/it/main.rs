@@ -5,6 +5,7 @@ mod chain;
 mod cli;
 mod contracts;
 mod rpc;
+mod sdk_multinode;
 mod sdk_state;
 mod up;
 mod vm;

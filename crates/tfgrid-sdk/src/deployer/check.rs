@@ -1,14 +1,19 @@
 //! The checks a plan makes before anything is created, pure: whether the node the file names has
 //! room for the project beside its other contracts (counted as the node counts it, so a node that
-//! passes does not refuse), and whether the account can pay an hour of what the project asks.
+//! passes does not refuse), which of the nodes the explorer found has room for a group beside what
+//! the plan put there already, and whether the account can pay an hour of what the project asks.
 
 use tfchain_runtime::types::Resources;
 use tfgrid_types::Balance;
 use tfgrid_types::capacity::free;
 use tfgrid_types::deployment::Capacity;
 
+use std::collections::BTreeMap;
+
+use tfgrid_types::NodeId;
+
 use crate::Error;
-use crate::http::Needs;
+use crate::http::{ExplorerNode, Needs};
 
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
@@ -40,6 +45,24 @@ pub fn room(node_id: u32, total: Resources, others: Capacity, needs: &Needs) -> 
             short.join(", ")
         )),
     }
+}
+
+/// The first of the nodes the explorer `found` for `needs` (each has room for them alone) that also
+/// has room for what the plan put on it already (`placed`, by node).
+pub fn pick<'a>(
+    found: &'a [ExplorerNode],
+    placed: &BTreeMap<NodeId, Needs>,
+    needs: &Needs,
+) -> Option<&'a ExplorerNode> {
+    found.iter().find(|n| {
+        let Some(p) = placed.get(&n.node_id) else {
+            return true;
+        };
+        p.mru + needs.mru <= n.free.mru
+            && p.sru + needs.sru <= n.free.sru
+            && p.hru + needs.hru <= n.free.hru
+            && p.ipv4 + needs.ipv4 <= n.free_ips
+    })
 }
 
 /// Refuses a plan whose cost an hour grows beyond what the account holds.
@@ -117,6 +140,37 @@ mod tests {
                  2.0 GiB memory (1.0 GiB free)",
             ),
         );
+    }
+
+    #[test]
+    fn a_found_node_takes_a_group_beside_those_placed_on_it() {
+        let node = |id: u32, mru: u64| -> ExplorerNode {
+            serde_json::from_value(serde_json::json!({
+                "nodeId": id, "farmId": 1, "farmName": "f", "status": "up", "country": "",
+                "city": "", "uptime": 0, "lastUptimeReport": 0, "certificationType": "Diy",
+                "total_resources": { "cru": 4, "mru": mru, "sru": 0, "hru": 0 },
+                "used_resources": { "mru": 0, "sru": 0, "hru": 0 },
+                "free_resources": { "mru": mru, "sru": 0, "hru": 0 },
+                "farm_free_ips": 0,
+            }))
+            .unwrap()
+        };
+        let found = [node(1, 4 * GIB), node(2, 3 * GIB)];
+        let memory = |mru| Needs {
+            mru,
+            ..Needs::default()
+        };
+        let id = |n: Option<&ExplorerNode>| n.map(|n| n.node_id);
+        assert_eq!(
+            id(pick(&found, &BTreeMap::new(), &memory(2 * GIB))),
+            Some(1)
+        );
+        // Node 1 holds 3 GiB of another group already: 2 more do not fit beside them.
+        let placed = BTreeMap::from([(1, memory(3 * GIB))]);
+        assert_eq!(id(pick(&found, &placed, &memory(2 * GIB))), Some(2));
+        assert_eq!(id(pick(&found, &placed, &memory(GIB))), Some(1));
+        let both = BTreeMap::from([(1, memory(3 * GIB)), (2, memory(2 * GIB))]);
+        assert_eq!(id(pick(&found, &both, &memory(2 * GIB))), None);
     }
 
     #[test]

@@ -53,29 +53,30 @@ pub fn gateway_names(d: &Deployment) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Whether an active node contract of the twin other than `except` serves gateway name `name`.
+/// Whether an active node contract of the twin other than those of `except` serves gateway name
+/// `name`.
 async fn name_used_elsewhere(
     grid: &Grid,
     name: &str,
-    except: Option<ContractId>,
+    except: &[ContractId],
 ) -> Result<bool, Error> {
     let contracts = grid.client.rpc().contracts_by_twin(grid.twin_id).await?;
     Ok(contracts.iter().any(|c| {
         let ContractData::NodeContract(nc) = &c.contract_type else {
             return false;
         };
-        Some(c.contract_id) != except
+        !except.contains(&c.contract_id)
             && !matches!(c.state, ContractState::Deleted(_))
             && gateway_names(&nc.deployment).any(|n| n == name)
     }))
 }
 
 /// The name contracts among `names` that the twin holds and no other of its deployments uses
-/// (`except` is the project's own contract): those the project may cancel.
+/// (`except` are the project's own contracts): those the project may cancel.
 pub async fn names_to_cancel(
     grid: &Grid,
     names: impl IntoIterator<Item = &str>,
-    except: Option<ContractId>,
+    except: &[ContractId],
 ) -> Result<Vec<(String, ContractId)>, Error> {
     let mut out = Vec::new();
     for name in names {
@@ -90,12 +91,13 @@ pub async fn names_to_cancel(
 }
 
 /// Which name contracts to create for the project's gateway names, which the twin holds already,
-/// and which of those the project created (`created`) it no longer uses and cancels.
+/// and which of those the project created (`created`) it no longer uses and cancels (`own` are the
+/// project's contracts).
 pub async fn name_changes(
     grid: &Grid,
     wanted: &[String],
     created: &[String],
-    current: Option<ContractId>,
+    own: &[ContractId],
 ) -> Result<Vec<NameChange>, Error> {
     let mut held = Vec::new();
     for name in wanted {
@@ -104,7 +106,7 @@ pub async fn name_changes(
     }
     let mut out = diff::wanted_names(&held, grid.twin_id)?;
     let dropped = diff::dropped_names(created, wanted);
-    for (name, id) in names_to_cancel(grid, dropped, current).await? {
+    for (name, id) in names_to_cancel(grid, dropped, own).await? {
         out.push(NameChange {
             name,
             action: Action::Remove,

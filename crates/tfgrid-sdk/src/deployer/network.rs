@@ -23,7 +23,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use tfgrid_types::NodeId;
-use tfgrid_types::deployment::{self as zos, Deployment, Secret, Workload, WorkloadData};
+use tfgrid_types::deployment::{
+    self as zos, Deployment, ResultData, ResultState, Secret, Workload, WorkloadData,
+    WorkloadResult,
+};
 
 /// The highest /24 index a network hands out: members and access peers take `a.N.1.0/24` to
 /// `a.N.254.0/24`.
@@ -463,6 +466,17 @@ pub fn previous<'a>(
         }
     }
     out
+}
+
+/// Where a member listens, as its report of the network workload `name` says (`ip:port`, empty
+/// when hidden); none when it did not report it so.
+pub fn endpoint_of(results: &[WorkloadResult], name: &str) -> Option<String> {
+    results.iter().find_map(|r| match &r.data {
+        ResultData::Network { endpoint, .. } if r.name == name && r.state == ResultState::Ok => {
+            Some(endpoint.clone())
+        }
+        _ => None,
+    })
 }
 
 /// Once the nodes reported where they listen (`reported`, by node, for those that reported): the

@@ -1,7 +1,8 @@
-//! The local state file of a project (`.tfgrid/<project>.json`): which contract on which chain is
-//! the project's, the gateway names it created, and a digest of each workload's secrets as last
-//! applied (the chain holds them sealed, so this is how a plan sees a changed password). It is
-//! written whole or not at all.
+//! The local state file of a project (`.tfgrid/<project>.json`): which contracts on which chain
+//! are the project's (one per node), the gateway names it created, the user's access peers of its
+//! private network, and a digest of each workload's secrets as last applied (the chain holds them
+//! sealed, so this is how a plan sees a changed password). It is written whole or not at all, in
+//! format 2; a file of format 1 (one contract) is read as such.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,34 +11,107 @@ use serde::{Deserialize, Serialize};
 use tfgrid_types::deployment::{Secret, Workload, WorkloadData};
 use tfgrid_types::{ContractId, Hash32, NodeId};
 
+use super::network::AccessPeer;
 use crate::Error;
 
-/// Where a project's contract is recorded.
+/// The format this client writes.
+const FORMAT: u32 = 2;
+
+/// Where a project's contracts are recorded.
 #[derive(Debug, Clone)]
 pub struct StateFile {
     pub path: PathBuf,
 }
 
 /// What the state file holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     pub project: String,
     /// The chain it is on: a state file from another chain (a new local grid) is ignored.
     pub genesis: Hash32,
+    /// The project's contracts, one per node.
+    pub contracts: Vec<ContractRecord>,
+    /// The gateway names whose name contracts this project created (and so cancels when it no
+    /// longer uses them); a name the twin held before stays the twin's.
+    pub names: Vec<String>,
+    /// The user's access peers of the private network (their private keys are the users').
+    pub access: Vec<AccessPeer>,
+}
+
+/// One contract of the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractRecord {
     pub node_id: NodeId,
     pub contract_id: ContractId,
     /// A digest of each workload's secrets as last applied: the chain holds them sealed, so this
     /// is how a plan sees a changed password or environment value.
     #[serde(default)]
     pub secrets: BTreeMap<String, Hash32>,
-    /// The gateway names whose name contracts this project created (and so cancels when it no
-    /// longer uses them); a name the twin held before stays the twin's.
+}
+
+impl State {
+    /// The secrets' digests recorded for contract `id`.
+    pub fn secrets_of(&self, id: ContractId) -> BTreeMap<String, Hash32> {
+        let record = self.contracts.iter().find(|c| c.contract_id == id);
+        record.map(|c| c.secrets.clone()).unwrap_or_default()
+    }
+}
+
+/// The file as written: format 2, or format 1's one contract.
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    #[serde(default = "format_one")]
+    format: u32,
+    project: String,
+    genesis: Hash32,
     #[serde(default)]
-    pub names: Vec<String>,
+    contracts: Vec<ContractRecord>,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    access: Vec<AccessPeer>,
+    /// Format 1.
+    #[serde(default, skip_serializing)]
+    node_id: Option<NodeId>,
+    #[serde(default, skip_serializing)]
+    contract_id: Option<ContractId>,
+    #[serde(default, skip_serializing)]
+    secrets: BTreeMap<String, Hash32>,
+}
+
+fn format_one() -> u32 {
+    1
+}
+
+impl OnDisk {
+    fn into_state(self) -> Result<State, String> {
+        let mut contracts = self.contracts;
+        match (self.format, self.node_id, self.contract_id) {
+            (1, Some(node_id), Some(contract_id)) => contracts.push(ContractRecord {
+                node_id,
+                contract_id,
+                secrets: self.secrets,
+            }),
+            (1 | FORMAT, _, _) => {}
+            (other, _, _) => {
+                return Err(format!(
+                    "format {other} is newer than this tfgrid's ({FORMAT}): update tfgrid"
+                ));
+            }
+        }
+        Ok(State {
+            project: self.project,
+            genesis: self.genesis,
+            contracts,
+            names: self.names,
+            access: self.access,
+        })
+    }
 }
 
 /// A digest of a workload's secrets in the clear (none when it has none). A network's WireGuard
-/// key is made anew at each plan, not written in the file: it does not count.
+/// key does not count: the planner keeps it sealed as the chain holds it, and a new key changes the
+/// workload's metadata (its public key) anyway.
 pub fn secrets_digest(w: &Workload) -> Option<Hash32> {
     if let WorkloadData::Network(_) = w.data {
         return None;
@@ -87,7 +161,9 @@ impl StateFile {
 
     pub fn load(&self) -> Result<Option<State>, Error> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
+            Ok(bytes) => serde_json::from_slice::<OnDisk>(&bytes)
+                .map_err(|e| self.error(e))?
+                .into_state()
                 .map(Some)
                 .map_err(|e| self.error(e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -109,7 +185,18 @@ impl StateFile {
         std::fs::create_dir_all(dir).map_err(|e| self.error(e))?;
         let tmp = self.path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&tmp).map_err(|e| self.error(e))?;
-        file.write_all(&serde_json::to_vec_pretty(state).expect("state serializes"))
+        let disk = OnDisk {
+            format: FORMAT,
+            project: state.project.clone(),
+            genesis: state.genesis,
+            contracts: state.contracts.clone(),
+            names: state.names.clone(),
+            access: state.access.clone(),
+            node_id: None,
+            contract_id: None,
+            secrets: BTreeMap::new(),
+        };
+        file.write_all(&serde_json::to_vec_pretty(&disk).expect("state serializes"))
             .and_then(|_| file.sync_all())
             .map_err(|e| self.error(e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.error(e))
@@ -120,5 +207,42 @@ impl StateFile {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.error(e)),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_format_one_is_read_as_one_contract_and_written_anew_as_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::beside(dir.path(), "p");
+        let genesis = Hash32::of("test", b"chain");
+        let secret = Hash32::of("test", b"secret");
+        let old = serde_json::json!({
+            "project": "p", "genesis": genesis, "node_id": 3, "contract_id": 9,
+            "secrets": { "db": secret }, "names": ["site"],
+        });
+        std::fs::create_dir_all(file.path.parent().unwrap()).unwrap();
+        std::fs::write(&file.path, old.to_string()).unwrap();
+        let state = file.load().unwrap().unwrap();
+        let record = ContractRecord {
+            node_id: 3,
+            contract_id: 9,
+            secrets: BTreeMap::from([("db".to_owned(), secret)]),
+        };
+        assert_eq!(state.contracts, [record]);
+        assert_eq!(state.names, ["site"]);
+        file.save(&state).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file.path).unwrap()).unwrap();
+        assert_eq!(written["format"], 2);
+        assert!(written.get("node_id").is_none(), "{written}");
+        assert_eq!(file.load().unwrap(), Some(state));
+        // A newer format is not guessed at.
+        let newer = serde_json::json!({ "format": 3, "project": "p", "genesis": genesis });
+        std::fs::write(&file.path, newer.to_string()).unwrap();
+        assert!(file.load().is_err());
     }
 }

@@ -14,7 +14,7 @@ use tfchain_runtime::{Event, EventRecord};
 use tfgrid_types::deployment::{ResultState, Workload, WorkloadResult};
 use tfgrid_types::{ContractId, NodeId};
 
-use super::{Applied, ApplyOptions, Failure, Progress};
+use super::{ApplyOptions, ContractApplied, Failure, Progress};
 use crate::{Error, Grid};
 
 fn now_s() -> u64 {
@@ -115,7 +115,7 @@ pub(super) async fn wait(
     options: &ApplyOptions,
     started: Instant,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Applied, Error> {
+) -> Result<ContractApplied, Error> {
     let Step {
         project,
         node_id,
@@ -126,13 +126,8 @@ pub(super) async fn wait(
     let deadline = tokio::time::Instant::now() + options.timeout;
     let mut shown: BTreeMap<String, (ResultState, String)> = BTreeMap::new();
     let failure = |failed, timed_out| Failure {
-        project: project.to_owned(),
-        node_id,
-        contract_id,
-        failed,
         timed_out,
-        canceled: false,
-        updated: false,
+        ..Failure::new(project, node_id, Some(contract_id), failed)
     };
     // Subscribed first, so no block falls between what is read now and what the events say.
     let mut reports = grid.client.rpc().subscribe_pending_reports().await?;
@@ -163,15 +158,13 @@ pub(super) async fn wait(
                         .map(|r| (r.name.clone(), r.message.clone()))
                         .collect();
                     if !failed.is_empty() {
-                        return Err(Error::Failed(failure(failed, None)));
+                        return Err(Error::Failed(Box::new(failure(failed, None))));
                     }
-                    return Ok(Applied {
-                        project: project.to_owned(),
+                    return Ok(ContractApplied {
                         contract_id,
                         node_id,
                         version,
                         workloads,
-                        elapsed_ms: started.elapsed().as_millis() as u64,
                     });
                 }
             }
@@ -194,7 +187,7 @@ pub(super) async fn wait(
             Ok(None) => return Err(lost("the subscription closed".into())),
             Err(_) => {
                 let why = silent_node(grid, node_id, version, options.timeout).await?;
-                return Err(Error::Failed(failure(vec![], Some(why))));
+                return Err(Error::Failed(Box::new(failure(vec![], Some(why)))));
             }
         }
     }
