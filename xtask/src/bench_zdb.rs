@@ -12,7 +12,7 @@ use crate::setup;
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,18 +30,7 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        setup::stop(&mut self.child);
     }
 }
 
@@ -69,20 +58,13 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     setup::ensure_debian_packages(setup::BENCH_ZDB_PACKAGES)?;
     setup::run(Command::new("cargo").args(["build", "--release", "-p", "zdb"]))?;
-    let zdb_bin = target_dir().join("release/zdb");
+    let zdb_bin = setup::target_dir().join("release/zdb");
     let work = std::env::temp_dir().join(format!("zdb-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let result = bench(&zdb_bin, &work, rounds, requests);
     let _ = std::fs::remove_dir_all(&work);
     result
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-    }
 }
 
 /// One cell of the table: (label, redis-benchmark test name, pipeline depth).
@@ -182,7 +164,7 @@ fn bench(zdb_bin: &Path, work: &Path, rounds: usize, requests: u32) -> Result<()
     Ok(())
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`: installs what the tests and benchmarks need on a
 //! fresh machine, then runs them. Everything a newcomer needs is reachable from here or the README.
 
+mod bench_overlay;
 mod bench_zdb;
 mod demo;
 mod setup;
@@ -13,7 +14,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo            a whole local grid with a demo deployment (tfgrid up --demo); Ctrl-C stops it
   test            install what the tests need, build once, run the whole test suite
-  bench <name>    run a benchmark that compares us with our peer: apply, chain, billing, gridproxy, provision, zdb, zstor";
+  bench <name>    run a benchmark that compares us with our peer: apply, chain, billing, gridproxy, overlay
+                  (as root), provision, zdb, zstor";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -67,6 +69,7 @@ fn bench(args: &[String]) -> Result<()> {
                 .args(["bench", "-p", "gridproxy", "--bench", "gridproxy", "--"])
                 .args(&args[1..]),
         ),
+        Some("overlay") => bench_overlay::run(&args[1..]),
         Some("zdb") => bench_zdb::run(&args[1..]),
         Some("zstor") => {
             setup::run(Command::new("cargo").args([

@@ -3,7 +3,9 @@
 //! reported by name.
 
 use anyhow::{Context, Result, bail};
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// Debian packages the test suite needs: (package, what tells it is installed: a command it
 /// provides, or a path prefix such as `/boot/vmlinuz-` that one of its files starts with).
@@ -27,12 +29,27 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // VMs on nodes: the hypervisor, and a kernel (with its modules) for the test's VM image.
     ("qemu-system-x86", "qemu-system-x86_64"),
     ("linux-image-amd64", "/boot/vmlinuz-"),
+    // The user's laptop in `tfgrid network access`'s test: a real WireGuard client, userspace
+    // (these kernels have no WireGuard module), configured with `wg`.
+    ("wireguard-go", "wireguard-go"),
+    ("wireguard-tools", "wg"),
 ];
 
 /// Debian packages `cargo xtask bench zdb` needs: the peer server and its load generator.
 pub const BENCH_ZDB_PACKAGES: &[(&str, &str)] = &[
     ("redis-server", "redis-server"),
     ("redis-tools", "redis-benchmark"),
+];
+
+/// Debian packages `cargo xtask bench overlay` needs: namespaces and links (ip, nsenter comes with
+/// util-linux, which Debian always has), the load generator, the peer implementation and its
+/// configuration tool, and ping.
+pub const BENCH_OVERLAY_PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("iperf3", "iperf3"),
+    ("wireguard-go", "wireguard-go"),
+    ("wireguard-tools", "wg"),
+    ("busybox-static", "busybox"),
 ];
 
 /// Installs every package whose probe command is missing, with one `apt-get update` first.
@@ -212,12 +229,36 @@ fn on_path(program: &str) -> bool {
     std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .map(|out| out.stdout.trim_ascii() == b"0")
         .unwrap_or(false)
+}
+
+/// The workspace's target directory, where `cargo build` puts the binaries.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    }
+}
+
+/// Stops a child started here, by its PID: TERM, then KILL if it has not exited within 10 s.
+pub fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Runs a command to completion; a non-zero exit is an error naming the command.
