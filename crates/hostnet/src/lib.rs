@@ -161,8 +161,8 @@ impl Lan {
             None,
         )?;
         let rules = format!(
-            "table ip hidden {{ chain post {{ type nat hook postrouting priority srcnat; \
-             oifname \"{}\" masquerade; }} }}",
+            "table ip hidden {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n  \
+             oifname \"{}\" masquerade\n }}\n}}\n",
             router.iface
         );
         in_netns(&router.netns, "nft", &["-f", "-"], Some(&rules))?;

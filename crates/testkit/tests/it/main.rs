@@ -4,6 +4,7 @@
 mod chain;
 mod cli;
 mod contracts;
+mod overlay;
 mod rpc;
 mod sdk_multinode;
 mod sdk_state;

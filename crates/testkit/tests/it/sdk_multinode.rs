@@ -19,7 +19,7 @@ use tfgrid_sdk::deployer::network::KeyPair;
 use tfgrid_types::deployment::{Network, WorkloadData};
 use tfgrid_types::{ContractId, Hash32, Keypair, NodeId};
 
-use crate::zos::{Guard, busybox_image};
+use crate::zos::{Guard, serve_busybox};
 
 /// A grid of nodes 1 and 2, Bob's twin, and a directory for their data.
 async fn grid_with_two_nodes(data: &Path) -> (Grid, ZosProcess, ZosProcess) {
@@ -185,30 +185,8 @@ async fn an_apply_failing_on_its_second_node_leaves_nothing_on_the_first() {
 
 /// A busybox image in a hub this test serves: its URL.
 fn serve_image(grid: &Grid) -> (Guard, String) {
-    let home = grid.home.path();
-    let hub_dir = home.join("hub");
-    let pushed: serde_json::Value = serde_json::from_str(&ok(grid.cli(&[
-        "--json",
-        "image",
-        "push",
-        busybox_image(home).to_str().unwrap(),
-        "--hub-dir",
-        hub_dir.to_str().unwrap(),
-    ])))
-    .unwrap();
-    let addr = format!("127.0.0.1:{}", testkit::free_port());
-    let hub = Guard(
-        std::process::Command::new(testkit::bin("tfgrid"))
-            .args(["hub", "serve", "--dir", hub_dir.to_str().unwrap()])
-            .args(["--listen", &addr])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    (
-        hub,
-        format!("http://{addr}/{}.tar", pushed["hash"].as_str().unwrap()),
-    )
+    let (hub, addr, hash) = serve_busybox(grid, "127.0.0.1");
+    (hub, format!("http://{addr}/{hash}.tar"))
 }
 
 /// The network workload `mesh_net` of contract `id` as the chain holds it.

@@ -440,6 +440,32 @@ impl Drop for Guard {
     }
 }
 
+/// A hub serving the busybox image, listening on `ip`: the hub (stopped when dropped), its
+/// address, and the image's hash.
+pub fn serve_busybox(grid: &Grid, ip: &str) -> (Guard, String, String) {
+    let home = grid.home.path();
+    let hub_dir = home.join("hub");
+    let pushed: serde_json::Value = serde_json::from_str(&ok(grid.cli(&[
+        "--json",
+        "image",
+        "push",
+        busybox_image(home).to_str().unwrap(),
+        "--hub-dir",
+        hub_dir.to_str().unwrap(),
+    ])))
+    .unwrap();
+    let addr = format!("{ip}:{}", testkit::free_port());
+    let hub = Guard(
+        std::process::Command::new(testkit::bin("tfgrid"))
+            .args(["hub", "serve", "--dir", hub_dir.to_str().unwrap()])
+            .args(["--listen", &addr])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (hub, addr, pushed["hash"].as_str().unwrap().to_owned())
+}
+
 /// A busybox image (Debian's static busybox), as a tar archive.
 pub fn busybox_image(dir: &std::path::Path) -> std::path::PathBuf {
     let root = dir.join("rootfs");
@@ -486,32 +512,7 @@ async fn zos_runs_containers_from_verified_images() {
     let cli = |args: &[&str]| grid.cli(args);
 
     // The image goes to a hub, named by its hash.
-    let hub_dir = home.join("hub");
-    let pushed: serde_json::Value = serde_json::from_str(&ok(cli(&[
-        "--json",
-        "image",
-        "push",
-        busybox_image(home).to_str().unwrap(),
-        "--hub-dir",
-        hub_dir.to_str().unwrap(),
-    ])))
-    .unwrap();
-    let hash = pushed["hash"].as_str().unwrap().to_owned();
-    let hub_addr = format!("127.0.0.1:{}", testkit::free_port());
-    let _hub = Guard(
-        std::process::Command::new(testkit::bin("tfgrid"))
-            .args([
-                "hub",
-                "serve",
-                "--dir",
-                hub_dir.to_str().unwrap(),
-                "--listen",
-                &hub_addr,
-            ])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_hub, hub_addr, hash) = serve_busybox(&grid, "127.0.0.1");
 
     let seed = Hash32::of("zos test", b"node containers").0;
     let data = tempfile::tempdir().unwrap();
