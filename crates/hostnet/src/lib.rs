@@ -4,7 +4,7 @@
 //! the tests put chains and nodes on them; a host can also sit behind a NAT router of its own
 //! ([`Lan::hidden_host`]), as a node without a public address does. Everything is deleted when the
 //! LAN is dropped. Needs root, `ip` (iproute2) and `nsenter` (util-linux), and `nft` (nftables) for
-//! hidden hosts.
+//! hidden hosts. [`run_in`] runs a program inside a namespace (the node agent uses it too).
 
 use std::io;
 use std::process::Command;
@@ -154,8 +154,8 @@ impl Lan {
         ])?;
         ip(&["-n", &router.netns, "link", "set", &outer, "up"])?;
         ip(&["-n", &ns, "route", "add", "default", "via", &gateway])?;
-        in_netns(
-            &router.netns,
+        run_in(
+            Some(&router.netns),
             "sysctl",
             &["-qw", "net.ipv4.ip_forward=1"],
             None,
@@ -165,7 +165,7 @@ impl Lan {
              oifname \"{}\" masquerade\n }}\n}}\n",
             router.iface
         );
-        in_netns(&router.netns, "nft", &["-f", "-"], Some(&rules))?;
+        run_in(Some(&router.netns), "nft", &["-f", "-"], Some(&rules))?;
         Ok(Host {
             netns: ns,
             ip: private,
@@ -174,17 +174,30 @@ impl Lan {
     }
 }
 
-/// Runs `program` with `args` in namespace `ns` (with `input` on its standard input), failing with
-/// what it said.
-fn in_netns(ns: &str, program: &str, args: &[&str], input: Option<&str>) -> io::Result<()> {
+/// Runs `program` with `args` in network namespace `ns` (this one's when `None`), with `input` on
+/// its standard input, failing with what it said.
+pub fn run_in(
+    ns: Option<&str>,
+    program: &str,
+    args: &[&str],
+    input: Option<&str>,
+) -> io::Result<()> {
     use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, program])
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    };
+    let mut child = cmd
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .spawn()?;
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("running {program}: {e}")))?;
     if let Some(text) = input {
         child
             .stdin
@@ -196,8 +209,9 @@ fn in_netns(ns: &str, program: &str, args: &[&str], input: Option<&str>) -> io::
     let out = child.wait_with_output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
-            "{program} {} in {ns}: {}",
+            "{program} {}{}: {}",
             args.join(" "),
+            ns.map(|ns| format!(" in {ns}")).unwrap_or_default(),
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }

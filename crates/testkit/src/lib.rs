@@ -249,8 +249,10 @@ impl ZosProcess {
             bin("zdb").to_string_lossy().into_owned(),
         ];
         let mut args = args;
-        if let Some(host) = &host {
-            args.extend(["--host".to_string(), host.ip.clone()]);
+        match &host {
+            Some(host) => args.extend(["--host".to_string(), host.ip.clone()]),
+            // This machine's own namespace: leave its forwarding and firewall as they are.
+            None => args.push("--no-outbound-nat".into()),
         }
         let mut zos = ZosProcess {
             child: None,

@@ -186,7 +186,8 @@ fn now_s() -> u64 {
 /// Each contract's new traffic since the counters were last read (a counter that restarted, with
 /// its container or its network's device, starts again from zero). What leaves the node counts, as
 /// Zero-OS counts public traffic: a machine's traffic on its public IP, and its networks' traffic
-/// with their other nodes (the WireGuard device's). Traffic between machines on one node is free.
+/// with their other nodes (the WireGuard device's) and with the world outside (their uplink's).
+/// Traffic between machines on one node is free.
 fn traffic_reports(
     store: &Store,
     networks: &Networks,
@@ -206,7 +207,7 @@ fn traffic_reports(
                 }
                 WorkloadData::Network(_) => {
                     let id = format!("{}-{}", local.twin_id, w.name);
-                    (format!("net:{id}"), networks.overlay_traffic(&id))
+                    (format!("net:{id}"), networks.outside_traffic(&id))
                 }
                 _ => continue,
             };

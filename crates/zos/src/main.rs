@@ -58,6 +58,10 @@ struct Args {
     /// report.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Do not give user networks a way out through this node (NATed, as Zero-OS does): for an agent
+    /// sharing a host it must not change (it turns forwarding on and adds an nftables table).
+    #[arg(long)]
+    no_outbound_nat: bool,
     /// Remove every workload this node runs (machines, volumes, networks, its 0-db server) and
     /// exit, without asking the chain: for taking a node out of service.
     #[arg(long)]
@@ -114,7 +118,8 @@ async fn main() -> Result<()> {
         Some(path) => path,
         None => beside("znet")?,
     };
-    let networks = Networks::new(&args.data_dir).with_overlay(znet_bin, &args.host);
+    let networks =
+        Networks::new(&args.data_dir).with_overlay(znet_bin, &args.host, !args.no_outbound_nat);
     let config = Config {
         networks: networks.clone(),
         farm_id,

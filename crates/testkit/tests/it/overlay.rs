@@ -2,8 +2,9 @@
 //! hidden behind a NAT router, each running a web container in the network the SDK's planner laid
 //! out. The nodes report where their WireGuard devices listen (the hidden one reports nothing), the
 //! client writes those endpoints into the peers' deployments, and then every container reaches
-//! every other over HTTP, the hidden node's through the access node; the traffic that left a node
-//! is billed; a node lost and a node's contract canceled leave the rest working.
+//! every other over HTTP, the hidden node's through the access node, and the world outside through
+//! its node (NATed); the traffic that left a node is billed; a node lost and a node's contract
+//! canceled leave the rest working.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -67,10 +68,15 @@ fn deployment(plan: &NetworkPlan, node: u32, image: &str, image_hash: &str) -> s
 
 /// What `from`'s container gets from `ip`'s web server, over the network.
 fn fetch(networks: &Networks, twin: u32, contract: u64, ip: &str) -> Option<String> {
+    fetch_url(networks, twin, contract, &format!("http://{ip}/"))
+}
+
+/// What `from`'s container gets from `url`.
+fn fetch_url(networks: &Networks, twin: u32, contract: u64, url: &str) -> Option<String> {
     let ns = networks.container(&format!("{twin}-{contract}-web"));
     let out = std::process::Command::new("nsenter")
         .arg(format!("--net=/var/run/netns/{ns}"))
-        .args(["curl", "-s", "-m", "3", &format!("http://{ip}/")])
+        .args(["curl", "-s", "-m", "3", url])
         .output()
         .ok()?;
     out.status
@@ -236,6 +242,15 @@ async fn containers_on_four_nodes_one_hidden_reach_each_other_over_the_overlay()
             }
         }
     }
+    // Out of the network, through the node (NATed): the hidden node's container fetches the image
+    // from the hub on the LAN.
+    let image_size = wait_for(
+        "a fetch from outside the network",
+        Duration::from_secs(20),
+        || async { fetch_url(&networks[2], twin, contracts[&3], &image).map(|body| body.len()) },
+    )
+    .await;
+    assert!(image_size > 100_000, "the image, {image_size} bytes");
     // The traffic that left node 2 over the overlay is on its contract's bill.
     wait_for(
         "node 2's network usage report",

@@ -14,6 +14,7 @@ pub mod network;
 pub mod overlay;
 pub mod proxy;
 pub mod rootfs;
+pub mod uplink;
 pub mod vm;
 pub mod volume;
 pub mod zdb;

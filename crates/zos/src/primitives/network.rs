@@ -1,5 +1,6 @@
 //! The `network` primitive, on one node: a user network's part here is a network namespace holding a
-//! bridge at the first address of the node's subnet, with forwarding on, and a WireGuard device
+//! bridge at the first address of the node's subnet, with forwarding on, a way out through the node
+//! ([`uplink`](super::uplink), NATed), and a WireGuard device
 //! (a `znet` process, see [`overlay`](super::overlay)) joining it to the network's other nodes;
 //! each container of the network gets a namespace of its own joined to that bridge by a veth pair,
 //! with the address its deployment asks for and a default route through the bridge. The workload's
@@ -13,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use tfgrid_types::deployment::{ResultData, Workload, WorkloadData};
 
 use super::overlay::{self, Overlay};
+use super::uplink;
 use super::{Op, Primitive, Target, nothing};
 use crate::store::Local;
 
@@ -68,6 +70,8 @@ pub struct Networks {
     host: String,
     /// The node on the chain, once registered (its public config says whether it is hidden).
     node_id: tfgrid_types::NodeId,
+    /// Whether networks get a way out through the node (see [`uplink`]).
+    outbound_nat: bool,
 }
 
 impl Networks {
@@ -80,13 +84,21 @@ impl Networks {
             overlay: Overlay::new("znet".into(), dir.join("networks")),
             host: "127.0.0.1".into(),
             node_id: 0,
+            outbound_nat: false,
         }
     }
 
-    /// Runs the `znet` at `bin`, reached at `host`.
-    pub fn with_overlay(mut self, bin: std::path::PathBuf, host: &str) -> Networks {
+    /// Runs the `znet` at `bin`, reached at `host`; NATs what networks send out of the node when
+    /// `outbound_nat`.
+    pub fn with_overlay(
+        mut self,
+        bin: std::path::PathBuf,
+        host: &str,
+        outbound_nat: bool,
+    ) -> Networks {
         self.overlay = Overlay::new(bin, self.overlay_dir());
         self.host = host.to_owned();
+        self.outbound_nat = outbound_nat;
         self
     }
 
@@ -111,9 +123,15 @@ impl Networks {
         self.overlay.revive().await
     }
 
-    /// Bytes network `id`'s WireGuard device carried to and from the other nodes since it started.
-    pub fn overlay_traffic(&self, id: &str) -> Option<u64> {
-        counters(&self.namespace(id), &self.tun(id))
+    /// Bytes network `id` carried out of the node and back since its devices started: to and from
+    /// its other nodes (its WireGuard device) and the world outside (its uplink).
+    pub fn outside_traffic(&self, id: &str) -> Option<u64> {
+        let ns = self.namespace(id);
+        let overlay = counters(&ns, &self.tun(id));
+        let uplink = counters(&ns, uplink::INNER);
+        overlay
+            .or(uplink)
+            .map(|_| overlay.unwrap_or(0) + uplink.unwrap_or(0))
     }
 
     /// The name of what this node makes for `id`, with `prefix` (at most 15 bytes in all).
@@ -154,22 +172,9 @@ impl Networks {
         }
         in_ns(&["link", "set", "br0", "up"])?;
         // It routes between its machines, the overlay and (on an access node) its peers.
-        let forwarding = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ])
-            .output()
-            .context("running sysctl")?;
-        if !forwarding.status.success() {
-            bail!(
-                "turning forwarding on in {ns}: {}",
-                String::from_utf8_lossy(&forwarding.stderr).trim()
-            );
+        uplink::sysctl(Some(&ns), "net.ipv4.ip_forward=1")?;
+        if self.outbound_nat {
+            uplink::ensure(&self.overlay_dir(), &ns, &self.name("u-", id))?;
         }
         Ok(())
     }
