@@ -609,6 +609,33 @@ async fn zos_runs_containers_from_verified_images() {
         "0",
         "ping from 10.20.1.3 to 10.20.1.2 failed"
     );
+    // Traffic between machines of one node never left it: two reports later, none was billed.
+    let after = client
+        .rpc()
+        .node(1)
+        .await
+        .unwrap()
+        .unwrap()
+        .uptime
+        .unwrap()
+        .reported_at_s;
+    wait_for("two more reports", Duration::from_secs(30), || async {
+        let uptime = client.rpc().node(1).await.ok()??.uptime?;
+        (uptime.reported_at_s >= after + 4).then_some(())
+    })
+    .await;
+    let billing = client
+        .rpc()
+        .contract(1)
+        .await
+        .unwrap()
+        .unwrap()
+        .billing
+        .unwrap();
+    assert_eq!(
+        billing.last_nru_report_s, 0,
+        "no network usage: {billing:?}"
+    );
     let result = reported(client, 1, "web").await;
     assert_eq!(
         result.data,

@@ -173,6 +173,11 @@ impl Networks {
         in_ns(&["link", "set", "br0", "up"])?;
         // It routes between its machines, the overlay and (on an access node) its peers.
         uplink::sysctl(Some(&ns), "net.ipv4.ip_forward=1")?;
+        // IPv4 only: no IPv6 chatter (router and multicast listener messages) leaves through the
+        // overlay or the uplink, to be counted as the contract's traffic.
+        for conf in ["all", "default"] {
+            uplink::sysctl(Some(&ns), &format!("net.ipv6.conf.{conf}.disable_ipv6=1"))?;
+        }
         if self.outbound_nat {
             uplink::ensure(&self.overlay_dir(), &ns, &self.name("u-", id))?;
         }
