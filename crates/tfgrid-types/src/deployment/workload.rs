@@ -301,6 +301,41 @@ pub fn check_name(name: &str) -> Result<(), DeploymentError> {
     }
 }
 
+/// A network workload's own rules: its range and subnet, its key, its peers.
+fn check_network(name: &str, n: &Network) -> Result<(), DeploymentError> {
+    let (range_ip, range_len) = cidr(&n.ip_range)
+        .ok_or_else(|| invalid(name, "ip_range is not a CIDR like 10.20.0.0/16"))?;
+    let (subnet_ip, subnet_len) =
+        cidr(&n.subnet).ok_or_else(|| invalid(name, "subnet is not a CIDR like 10.20.1.0/24"))?;
+    let (IpAddr::V4(range), IpAddr::V4(subnet)) = (range_ip, subnet_ip) else {
+        return Err(invalid(name, "ip_range and subnet must be IPv4"));
+    };
+    let mask = |len: u8| if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    if subnet_len < range_len
+        || u32::from(subnet) & mask(range_len) != u32::from(range) & mask(range_len)
+    {
+        return Err(invalid(name, "subnet is not inside ip_range"));
+    }
+    if n.wireguard_private_key.is_empty() {
+        return Err(invalid(name, "wireguard_private_key is empty"));
+    }
+    for peer in &n.peers {
+        if peer.wireguard_public_key.is_empty() || cidr(&peer.subnet).is_none() {
+            return Err(invalid(name, "a peer needs a public key and a subnet"));
+        }
+        if peer.allowed_ips.iter().any(|a| cidr(a).is_none()) {
+            return Err(invalid(name, "a peer's allowed IP is not a CIDR"));
+        }
+        if !peer.endpoint.is_empty() && peer.endpoint.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                name,
+                format!("peer endpoint {:?} is not ip:port", peer.endpoint),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Workload {
     /// The type's own rules; references to other workloads are checked by the deployment.
     pub fn check(&self) -> Result<(), DeploymentError> {
@@ -350,40 +385,7 @@ impl Workload {
                     return Err(invalid(name, "size must be more than 0"));
                 }
             }
-            WorkloadData::Network(n) => {
-                let (range_ip, range_len) = cidr(&n.ip_range)
-                    .ok_or_else(|| invalid(name, "ip_range is not a CIDR like 10.20.0.0/16"))?;
-                let (subnet_ip, subnet_len) = cidr(&n.subnet)
-                    .ok_or_else(|| invalid(name, "subnet is not a CIDR like 10.20.1.0/24"))?;
-                let (IpAddr::V4(range), IpAddr::V4(subnet)) = (range_ip, subnet_ip) else {
-                    return Err(invalid(name, "ip_range and subnet must be IPv4"));
-                };
-                let mask = |len: u8| if len == 0 { 0 } else { u32::MAX << (32 - len) };
-                if subnet_len < range_len
-                    || u32::from(subnet) & mask(range_len) != u32::from(range) & mask(range_len)
-                {
-                    return Err(invalid(name, "subnet is not inside ip_range"));
-                }
-                if n.wireguard_private_key.is_empty() {
-                    return Err(invalid(name, "wireguard_private_key is empty"));
-                }
-                for peer in &n.peers {
-                    if peer.wireguard_public_key.is_empty() || cidr(&peer.subnet).is_none() {
-                        return Err(invalid(name, "a peer needs a public key and a subnet"));
-                    }
-                    if peer.allowed_ips.iter().any(|a| cidr(a).is_none()) {
-                        return Err(invalid(name, "a peer's allowed IP is not a CIDR"));
-                    }
-                    if !peer.endpoint.is_empty()
-                        && peer.endpoint.parse::<std::net::SocketAddr>().is_err()
-                    {
-                        return Err(invalid(
-                            name,
-                            format!("peer endpoint {:?} is not ip:port", peer.endpoint),
-                        ));
-                    }
-                }
-            }
+            WorkloadData::Network(n) => check_network(name, n)?,
             WorkloadData::Zdb(z) => {
                 if z.size == 0 {
                     return Err(invalid(name, "size must be more than 0"));
