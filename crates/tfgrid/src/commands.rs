@@ -118,85 +118,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             deploy::network_access(&ctx, &project, file, state, timeout).await
         }
         Command::Keys(cmd) => keys(&ctx, cmd),
-        Command::Balance { account } => {
-            let account = ctx.account_or_own(account.as_deref())?;
-            let view = ctx.client().await?.rpc().account(account).await?;
-            ctx.out.show(&view, |v| {
-                fields(&[
-                    ("account", v.account.to_string()),
-                    ("free", format!("{} TFT", format_tft(v.free))),
-                    ("nonce", v.nonce.to_string()),
-                ])
-            })?;
-            Ok(())
-        }
-        Command::Transfer { to, amount } => {
-            let dest = ctx.keystore.account(&to)?;
-            let amount = parse_tft(&amount)?;
-            let client = ctx.client().await?;
-            let included = ctx
-                .execute(
-                    &client,
-                    Call::Balances(balances::Call::Transfer { dest, amount }),
-                    "transfer",
-                )
-                .await?;
-            ctx.out.show(&tx_json(&included), |_| {
-                format!("sent {} TFT to {dest}", format_tft(amount))
-            })?;
-            Ok(())
-        }
+        Command::Balance { account } => balance(&ctx, account.as_deref()).await,
+        Command::Transfer { to, amount } => transfer(&ctx, &to, &amount).await,
         Command::Twin(cmd) => twin(&ctx, cmd).await,
         Command::Farm(cmd) => farm(&ctx, cmd).await,
         Command::Node(cmd) => node(&ctx, cmd).await,
-        Command::Chain(ChainCmd::Status) => {
-            let status = ctx.client().await?.rpc().status().await?;
-            ctx.out.show(&status, |s| {
-                fields(&[
-                    ("chain", format!("{} ({})", s.chain, s.chain_id)),
-                    ("genesis", s.genesis_hash.to_string()),
-                    ("height", s.height.to_string()),
-                    ("head", s.head_hash.to_string()),
-                    ("block time", format!("{} ms", s.block_time_ms)),
-                    ("pending", format!("{} transactions", s.pending_txs)),
-                ])
-            })?;
-            Ok(())
-        }
+        Command::Chain(ChainCmd::Status) => chain_status(&ctx).await,
         Command::Kv(cmd) => kv(&ctx, cmd).await,
-        Command::Image(ImageCmd::Vm { out, kernel }) => {
-            let kernel = match kernel {
-                Some(k) => k,
-                None => crate::images::newest_kernel()
-                    .context("no kernel in /boot: install linux-image-amd64, or give --kernel")?,
-            };
-            let work = tempfile::tempdir()?;
-            crate::images::vm_image(&kernel, work.path(), &out)?;
-            let json = serde_json::json!({ "archive": out, "kernel": kernel });
-            ctx.out.show(&json, |_| {
-                format!(
-                    "{}: a VM image booting {}; push it with tfgrid image push",
-                    out.display(),
-                    kernel.display()
-                )
-            })?;
-            Ok(())
-        }
-        Command::Image(ImageCmd::Push {
-            archive,
-            hub_dir,
-            name,
-        }) => {
-            let pushed = hub::push(&archive, &hub_dir, name.as_deref())?;
-            ctx.out.show(&pushed, |p| {
-                fields(&[
-                    ("hash", p.hash.clone()),
-                    ("file", p.file.clone()),
-                    ("size", format!("{} bytes", p.size_bytes)),
-                ])
-            })?;
-            Ok(())
-        }
+        Command::Image(cmd) => image(&ctx, cmd),
         Command::Hub(HubCmd::Serve {
             dir,
             listen,
@@ -220,6 +149,89 @@ pub async fn run(cli: Cli) -> Result<()> {
             ContractCmd::List { twin, node } => contracts::list(&ctx, twin, node).await,
             ContractCmd::Bills { id } => contracts::bills(&ctx, id).await,
         },
+    }
+}
+
+async fn balance(ctx: &Ctx, account: Option<&str>) -> Result<()> {
+    let account = ctx.account_or_own(account)?;
+    let view = ctx.client().await?.rpc().account(account).await?;
+    ctx.out.show(&view, |v| {
+        fields(&[
+            ("account", v.account.to_string()),
+            ("free", format!("{} TFT", format_tft(v.free))),
+            ("nonce", v.nonce.to_string()),
+        ])
+    })?;
+    Ok(())
+}
+
+async fn transfer(ctx: &Ctx, to: &str, amount: &str) -> Result<()> {
+    let dest = ctx.keystore.account(to)?;
+    let amount = parse_tft(amount)?;
+    let client = ctx.client().await?;
+    let included = ctx
+        .execute(
+            &client,
+            Call::Balances(balances::Call::Transfer { dest, amount }),
+            "transfer",
+        )
+        .await?;
+    ctx.out.show(&tx_json(&included), |_| {
+        format!("sent {} TFT to {dest}", format_tft(amount))
+    })?;
+    Ok(())
+}
+
+async fn chain_status(ctx: &Ctx) -> Result<()> {
+    let status = ctx.client().await?.rpc().status().await?;
+    ctx.out.show(&status, |s| {
+        fields(&[
+            ("chain", format!("{} ({})", s.chain, s.chain_id)),
+            ("genesis", s.genesis_hash.to_string()),
+            ("height", s.height.to_string()),
+            ("head", s.head_hash.to_string()),
+            ("block time", format!("{} ms", s.block_time_ms)),
+            ("pending", format!("{} transactions", s.pending_txs)),
+        ])
+    })?;
+    Ok(())
+}
+
+fn image(ctx: &Ctx, cmd: ImageCmd) -> Result<()> {
+    match cmd {
+        ImageCmd::Vm { out, kernel } => {
+            let kernel = match kernel {
+                Some(k) => k,
+                None => crate::images::newest_kernel()
+                    .context("no kernel in /boot: install linux-image-amd64, or give --kernel")?,
+            };
+            let work = tempfile::tempdir()?;
+            crate::images::vm_image(&kernel, work.path(), &out)?;
+            let json = serde_json::json!({ "archive": out, "kernel": kernel });
+            ctx.out.show(&json, |_| {
+                format!(
+                    "{}: a VM image booting {}; push it with tfgrid image push",
+                    out.display(),
+                    kernel.display()
+                )
+            })?;
+            Ok(())
+        }
+        ImageCmd::Push {
+            archive,
+            hub_dir,
+            name,
+        } => {
+            let pushed = hub::push(&archive, &hub_dir, name.as_deref())?;
+            ctx.out.show(&pushed, |p| {
+                fields(&[
+                    ("hash", p.hash.clone()),
+                    ("file", p.file.clone()),
+                    ("size", format!("{} bytes", p.size_bytes)),
+                ])
+            })?;
+            Ok(())
+        }
     }
 }
 
@@ -456,72 +468,7 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
                 )
             })?;
         }
-        FarmCmd::Nodes { farm } => {
-            let farm = find_farm(&client, &farm).await?;
-            let explorer = tfgrid_sdk::http::Explorer::new(&ctx.endpoints.explorer);
-            let nodes = explorer.farm_nodes(farm.id).await?;
-            let rewards: u128 = nodes
-                .iter()
-                .map(|n| parse_units(&n.farming_rewards_total))
-                .sum();
-            let json = serde_json::json!({
-                "farm_id": farm.id,
-                "farming_rewards_total": rewards.to_string(),
-                "nodes": nodes.iter().map(|n| serde_json::json!({
-                    "node_id": n.node.node_id, "status": n.node.status, "uptime_s": n.node.uptime,
-                    "last_uptime_report": n.node.last_uptime_report,
-                    "contracts": n.num_contracts,
-                    "farming_rewards_total": n.farming_rewards_total,
-                })).collect::<Vec<_>>(),
-            });
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs();
-            ctx.out.show(&json, |_| {
-                let used = |u: u64, t: u64| format!("{} / {}", gib_short(u), gib_short(t));
-                let mut text = table(
-                    &[
-                        "node",
-                        "status",
-                        "up for",
-                        "last report",
-                        "cpu",
-                        "memory",
-                        "ssd",
-                        "hdd",
-                        "contracts",
-                        "rewards (TFT)",
-                    ],
-                    nodes.iter().map(|n| {
-                        let (u, t) = (&n.node.used, &n.node.total);
-                        vec![
-                            n.node.node_id.to_string(),
-                            n.node.status.clone(),
-                            duration(n.node.uptime),
-                            format!(
-                                "{} ago",
-                                duration(now.saturating_sub(n.node.last_uptime_report))
-                            ),
-                            format!("{} / {}", u.cru, t.cru),
-                            used(u.mru, t.mru),
-                            used(u.sru, t.sru),
-                            used(u.hru, t.hru),
-                            n.num_contracts.to_string(),
-                            format_tft(parse_units(&n.farming_rewards_total)),
-                        ]
-                    }),
-                );
-                text.push_str(&format!(
-                    "\nfarm {} \"{}\": {} node{}, {} TFT of farming rewards in all",
-                    farm.id,
-                    farm.name,
-                    nodes.len(),
-                    if nodes.len() == 1 { "" } else { "s" },
-                    format_tft(rewards)
-                ));
-                text
-            })?;
-        }
+        FarmCmd::Nodes { farm } => farm_nodes(ctx, &client, &farm).await?,
         FarmCmd::AddIp { farm, ip, gateway } => {
             let farm_id = find_farm(&client, &farm).await?.id;
             ctx.execute(
@@ -549,6 +496,77 @@ async fn farm(ctx: &Ctx, cmd: FarmCmd) -> Result<()> {
                 .show(&find_farm(&client, &farm_id.to_string()).await?, show_farm)?;
         }
     }
+    Ok(())
+}
+
+/// `farm nodes`: each node of the farm as the explorer sees it (status, uptime, last report, use,
+/// contracts, rewards).
+async fn farm_nodes(ctx: &Ctx, client: &Client, farm: &str) -> Result<()> {
+    let farm = find_farm(client, farm).await?;
+    let explorer = tfgrid_sdk::http::Explorer::new(&ctx.endpoints.explorer);
+    let nodes = explorer.farm_nodes(farm.id).await?;
+    let rewards: u128 = nodes
+        .iter()
+        .map(|n| parse_units(&n.farming_rewards_total))
+        .sum();
+    let json = serde_json::json!({
+        "farm_id": farm.id,
+        "farming_rewards_total": rewards.to_string(),
+        "nodes": nodes.iter().map(|n| serde_json::json!({
+            "node_id": n.node.node_id, "status": n.node.status, "uptime_s": n.node.uptime,
+            "last_uptime_report": n.node.last_uptime_report,
+            "contracts": n.num_contracts,
+            "farming_rewards_total": n.farming_rewards_total,
+        })).collect::<Vec<_>>(),
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    ctx.out.show(&json, |_| {
+        let used = |u: u64, t: u64| format!("{} / {}", gib_short(u), gib_short(t));
+        let mut text = table(
+            &[
+                "node",
+                "status",
+                "up for",
+                "last report",
+                "cpu",
+                "memory",
+                "ssd",
+                "hdd",
+                "contracts",
+                "rewards (TFT)",
+            ],
+            nodes.iter().map(|n| {
+                let (u, t) = (&n.node.used, &n.node.total);
+                vec![
+                    n.node.node_id.to_string(),
+                    n.node.status.clone(),
+                    duration(n.node.uptime),
+                    format!(
+                        "{} ago",
+                        duration(now.saturating_sub(n.node.last_uptime_report))
+                    ),
+                    format!("{} / {}", u.cru, t.cru),
+                    used(u.mru, t.mru),
+                    used(u.sru, t.sru),
+                    used(u.hru, t.hru),
+                    n.num_contracts.to_string(),
+                    format_tft(parse_units(&n.farming_rewards_total)),
+                ]
+            }),
+        );
+        text.push_str(&format!(
+            "\nfarm {} \"{}\": {} node{}, {} TFT of farming rewards in all",
+            farm.id,
+            farm.name,
+            nodes.len(),
+            if nodes.len() == 1 { "" } else { "s" },
+            format_tft(rewards)
+        ));
+        text
+    })?;
+
     Ok(())
 }
 
