@@ -1,6 +1,7 @@
 //! End-to-end tests through the real binaries: the chain as a process, driven by the CLI and the
 //! client.
 
+mod access;
 mod chain;
 mod cli;
 mod contracts;
