@@ -8,10 +8,9 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 
+use crate::tun::{TunRx, TunTx};
 use anyhow::{Context, Result, bail};
 use gotatun::device::{Device, DeviceBuilder, Peer};
-use gotatun::tun::tun;
-use gotatun::tun::tun_async_device::TunDevice;
 use gotatun::udp::socket::UdpSocketFactory;
 use gotatun::x25519::{PublicKey, StaticSecret};
 use tokio::signal::unix::{SignalKind, signal};
@@ -20,17 +19,17 @@ use znet::{Config, MTU, PORT_FILE, PeerConfig, READY, ip, key, route_changes};
 /// Socket buffers of 4 MiB: with the default, the receiver drops datagrams under load.
 const UDP_BUFFER: usize = 4 << 20;
 
-type Wg = Device<(UdpSocketFactory, TunDevice, TunDevice)>;
+type Wg = Device<(UdpSocketFactory, TunTx, TunRx)>;
 
 pub async fn run(dir: &Path) -> Result<()> {
     let mut config = Config::load(dir)?;
-    let tun = open_tun(&config)?;
+    let (tun_rx, tun_tx) = open_tun(&config)?;
     let device = DeviceBuilder::new()
         .with_udp(UdpSocketFactory {
             recv_buffer_size: Some(UDP_BUFFER),
             send_buffer_size: Some(UDP_BUFFER),
         })
-        .with_ip(tun)
+        .with_ip_pair(tun_tx, tun_rx)
         .with_private_key(StaticSecret::from(key(&config.private_key)?))
         .with_peers(peers(&config)?)
         .build()
@@ -144,15 +143,11 @@ fn free_port() -> Result<u16> {
     Ok(socket.local_addr()?.port())
 }
 
-/// The TUN device, without packet information headers and with the overlay's MTU, made here and
-/// moved into the network's namespace with its address, up. It is wrapped for gotatun before the
-/// move: gotatun reads the MTU by the device's name, which only this namespace knows until then.
-fn open_tun(config: &Config) -> Result<TunDevice> {
-    let mut tun_config = tun::Configuration::default();
-    tun_config.tun_name(&config.tun).mtu(MTU);
-    let device = tun::create_as_async(&tun_config)
+/// The TUN device (with offloads, see [`crate::tun`]), made here and moved into the network's
+/// namespace with its address and the overlay's MTU, up.
+fn open_tun(config: &Config) -> Result<(TunRx, TunTx)> {
+    let tun = crate::tun::open(&config.tun)
         .with_context(|| format!("creating the TUN device {}", config.tun))?;
-    let tun = TunDevice::from_tun_device(device)?;
     let ns = config.netns.as_str();
     ip(&["link", "set", &config.tun, "netns", ns])?;
     ip(&["-n", ns, "addr", "add", &config.address, "dev", &config.tun])?;

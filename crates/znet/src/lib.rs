@@ -17,6 +17,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
+pub mod offload;
+
 /// The MTU of the overlay's TUN device: 1500 less WireGuard's 80 bytes of IPv6, UDP and framing.
 pub const MTU: u16 = 1420;
 /// The keepalive a node without a public address keeps towards peers it dials (seconds): it holds

@@ -3,6 +3,7 @@
 //! needs (`genkey`, `pubkey`, as `wg` has them).
 
 mod device;
+mod tun;
 
 use std::io::Read;
 use std::path::PathBuf;
