@@ -1,7 +1,7 @@
 //! The data plane of one network on one node: a gotatun WireGuard device whose TUN device sits in
 //! the network's namespace (created here, then moved there, so its descriptor stays ours) and whose
 //! UDP socket is bound in the namespace `znet` runs in (the node's own). It installs one route per
-//! allowed IP, writes the bound port to the run directory and prints it (after [`READY`]), applies a changed config on SIGHUP
+//! allowed IP, meets the peers it can reach, writes the bound port to the run directory and prints it (after [`READY`]), applies a changed config on SIGHUP
 //! (peers added, updated or removed in place, so sessions of peers that stayed go on) and stops on
 //! TERM or INT; the TUN device, and with it its routes, goes when the process ends.
 
@@ -45,6 +45,14 @@ pub async fn run(dir: &Path) -> Result<()> {
         .await
         .with_context(|| format!("listening on UDP port {port}"))?;
     let port = device.read(async |d| d.listen_port()).await;
+    // A restarted device's peers may still hold sessions it forgot: meet those it can reach now,
+    // rather than when their sessions time out.
+    for p in config.peers.iter().filter(|p| p.endpoint.is_some()) {
+        let key = PublicKey::from(key(&p.public_key)?);
+        if let Err(e) = device.force_handshake(&key).await {
+            tracing::warn!(peer = %p.public_key, "no handshake: {e}");
+        }
+    }
     for route in config.routes() {
         ip(&[
             "-n",

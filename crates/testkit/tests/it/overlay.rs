@@ -3,10 +3,11 @@
 //! out. The nodes report where their WireGuard devices listen (the hidden one reports nothing), the
 //! client writes those endpoints into the peers' deployments, and then every container reaches
 //! every other over HTTP, the hidden node's through the access node, and the world outside through
-//! its node (NATed); the traffic that left a node is billed; a node lost and a node's contract
-//! canceled leave the rest working.
+//! its node (NATed); the traffic that left a node is billed; a node's WireGuard device killed is
+//! revived on its port, and a node lost and a node's contract canceled leave the rest working.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
@@ -82,6 +83,32 @@ fn fetch_url(networks: &Networks, twin: u32, contract: u64, url: &str) -> Option
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The run directory of the one network of the node whose data directory is `data`.
+fn znet_dir(data: &Path) -> PathBuf {
+    std::fs::read_dir(data.join("networks"))
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("the node runs a network")
+        .path()
+}
+
+fn znet_pid(data: &Path) -> u32 {
+    let pid = std::fs::read_to_string(znet_dir(data).join("pid")).unwrap();
+    pid.trim().parse().unwrap()
+}
+
+fn znet_port(data: &Path) -> u16 {
+    let port = std::fs::read_to_string(znet_dir(data).join("port")).unwrap();
+    port.trim().parse().unwrap()
+}
+
+fn kill9(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -268,18 +295,22 @@ async fn containers_on_four_nodes_one_hidden_reach_each_other_over_the_overlay()
     )
     .await;
 
+    // Node 2's WireGuard device dies: its agent starts it again, on the same port, and the
+    // network works as before.
+    let (pid, port) = (znet_pid(dirs[1].path()), znet_port(dirs[1].path()));
+    kill9(pid);
+    wait_for("node 2's znet revived", Duration::from_secs(20), || async {
+        Some(znet_pid(dirs[1].path())).filter(|p| *p != pid)
+    })
+    .await;
+    assert_eq!(znet_port(dirs[1].path()), port);
+    expect(1, 2).await;
+    expect(3, 2).await;
+
     // Node 4 is lost (its agent, its WireGuard device and its machines stop; its link goes down):
     // the others go on.
     nodes[3].kill9();
-    let znet_pid: u32 = std::fs::read_dir(dirs[3].path().join("networks"))
-        .unwrap()
-        .flatten()
-        .find_map(|e| std::fs::read_to_string(e.path().join("pid")).ok())
-        .and_then(|p| p.trim().parse().ok())
-        .expect("node 4 runs a znet");
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &znet_pid.to_string()])
-        .status();
+    kill9(znet_pid(dirs[3].path()));
     let h4 = &hosts[3];
     let _ = std::process::Command::new("ip")
         .args(["-n", &h4.netns, "link", "set", &h4.iface, "down"])
