@@ -1,9 +1,10 @@
 //! The data plane of one network on one node: a gotatun WireGuard device whose TUN device sits in
 //! the network's namespace (created here, then moved there, so its descriptor stays ours) and whose
 //! UDP socket is bound in the namespace `znet` runs in (the node's own). It installs one route per
-//! allowed IP, meets the peers it can reach, writes the bound port to the run directory and prints it (after [`READY`]), applies a changed config on SIGHUP
-//! (peers added, updated or removed in place, so sessions of peers that stayed go on) and stops on
-//! TERM or INT; the TUN device, and with it its routes, goes when the process ends.
+//! allowed IP, meets the peers it can reach, writes the bound port to the run directory and prints
+//! it (after [`READY`]), applies a changed config on SIGHUP (peers added, updated or removed in
+//! place, so sessions of peers that stayed go on) and stops on TERM or INT; the TUN device, and
+//! with it its routes, goes when the process ends.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
