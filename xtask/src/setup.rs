@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// Debian packages the test suite needs: (package, what tells it is installed: a command it
-/// provides, or a path prefix such as `/boot/vmlinuz-` that one of its files starts with).
+/// Debian packages the test suite (`cargo xtask test`) and `cargo xtask demo` need: (package, what
+/// tells it is installed: a command it provides, or a path prefix such as `/boot/vmlinuz-` that
+/// one of its files starts with).
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // What a slim Debian lacks: network namespaces and veth pairs (ip), process tools (ps, pkill
     // by PID file), and the scripts some tests run.
@@ -33,6 +34,9 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // (these kernels have no WireGuard module), configured with `wg`.
     ("wireguard-go", "wireguard-go"),
     ("wireguard-tools", "wg"),
+    // NAT: the router in front of a hidden node (`hostnet`'s hidden hosts, as `tfgrid up`'s last
+    // node is), and each node's outbound NAT of its networks' traffic (zos).
+    ("nftables", "nft"),
 ];
 
 /// Debian packages `cargo xtask bench zdb` needs: the peer server and its load generator.
