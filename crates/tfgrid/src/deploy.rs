@@ -275,7 +275,7 @@ pub async fn apply(ctx: &Ctx, args: &ProjectArgs, keep_on_error: bool, timeout: 
 }
 
 /// What an apply did, as a person reads it: each contract's results.
-async fn applied_text(grid: &tfgrid_sdk::Grid, a: &Applied) -> Result<String> {
+pub(crate) async fn applied_text(grid: &tfgrid_sdk::Grid, a: &Applied) -> Result<String> {
     let mut text = match a.contracts.len() {
         1 => format!(
             "{} applied in {:.1} s: contract {} on node {} (version {})",

@@ -104,13 +104,14 @@ pub enum Command {
     Hub(HubCmd),
     /// Start a whole grid on this machine: dev chain, image hub, farm, node agents.
     Up {
-        /// How many nodes.
-        #[arg(long, default_value_t = 2)]
+        /// How many nodes (as root, the last of two or more is hidden behind a NAT router).
+        #[arg(long, default_value_t = up::NODES)]
         nodes: u32,
         /// Where the grid keeps its data (cleared first).
         #[arg(long, default_value = ".tfgrid-local")]
         data: std::path::PathBuf,
-        /// Also deploy a demo (a 0-db namespace and a web container) on node 1.
+        /// Also deploy examples/demo.toml: a web container on node 2, served under a gateway name
+        /// by node 1 (with a 0-db) over the project's private network. As root, 2 nodes or more.
         #[arg(long)]
         demo: bool,
         #[arg(long, default_value_t = up::RPC_PORT)]

@@ -1,10 +1,14 @@
 //! `tfgrid up`: a whole grid on this machine with one command — a dev chain, the explorer with its
-//! dashboard, an image hub with a demo image, a farm, and N node agents with virtual capacity, each
-//! with its own data — and with `--demo`, `examples/demo.toml` applied (a 0-db, a container and a
-//! gateway name for it). As root, each node runs in a network namespace of its own, a host on a LAN
-//! (`hostnet`) that reaches the chain and the hub through forwarders, and is a gateway: its public
-//! config gives it an address on the farm's public network and the domain `node<N>.grid.local`. Ctrl-C (or TERM) stops everything it started
-//! (by the PIDs it started) and tears down what the nodes ran.
+//! dashboard, an image hub with a demo image, farms, and N node agents (3 unless told) with virtual
+//! capacity, each with its own data — and with `--demo`, `examples/demo.toml` applied (a gateway
+//! name and a 0-db on node 1, the web container it serves on node 2, reached over the project's
+//! private network). As root, each node runs in a network namespace of its own, a host on a LAN
+//! (`hostnet`) that reaches the chain and the hub through forwarders. Every node but the last is
+//! public: its public config gives it an address on the farm's public network and the domain
+//! `node<N>.grid.local`, so it is a gateway and a WireGuard endpoint. The last of two or more is
+//! hidden, as a node at home is: behind a NAT router of its own, with no public config, in a farm
+//! without public IPs. Ctrl-C (or TERM) stops everything it started (by the PIDs it started) and
+//! tears down what the nodes ran.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,32 +21,80 @@ use tfchain_client::api::TfchainApiClient;
 use tfchain_runtime::tfgrid::{Call as GridCall, IpInput};
 use tfchain_runtime::types::{Ip4Config, PublicConfig};
 use tfchain_runtime::{Call, balances};
-use tfgrid_sdk::deployer::{self, ApplyOptions, Progress, StateFile};
+use tfgrid_sdk::deployer::{self, Applied, ApplyOptions, Progress, StateFile};
 use tfgrid_sdk::project::Project;
 use tfgrid_sdk::{Endpoints, Grid};
+use tfgrid_types::deployment::ResultData;
 use tfgrid_types::{Hash32, Keypair, UNITS_PER_TFT};
 
+use crate::hub::Pushed;
 use crate::{images, output};
 
 /// The chain's port on loopback unless `--rpc-port` says otherwise (the CLI's default `--rpc`).
 pub const RPC_PORT: u16 = 9944;
+/// How many nodes unless `--nodes` says otherwise: as root, two public and one hidden.
+pub const NODES: u32 = 3;
 const CAPACITY: &str = "cru=4,mru=8G,sru=100G,hru=100G";
 /// What `--demo` applies.
 const DEMO: &str = include_str!("../../../examples/demo.toml");
-/// The local farm's public IPs (the chain accepts only routable addresses; nothing routes them here).
+/// How many nodes the demo spreads over (it names nodes 1 and 2).
+const DEMO_NODES: u32 = 2;
+/// The farm of the nodes on the farm's public network, with its public IPs (the chain accepts only
+/// routable addresses; nothing routes them here).
+const FARM: &str = "local-farm";
 const FARM_IPS: [&str; 3] = [
     "185.206.122.33/24",
     "185.206.122.34/24",
     "185.206.122.35/24",
 ];
 const FARM_GATEWAY: &str = "185.206.122.1";
+/// The farm of the hidden node: a home behind a router has no public IPs to give, so the explorer
+/// never offers the hidden node to a machine that asks for one.
+const HOME_FARM: &str = "home-farm";
+
+/// Where a node sits on this machine's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Sharing this host's network (not root): no host of its own, no public config.
+    Shared,
+    /// A host on the LAN with a public config: a gateway, and a WireGuard endpoint at its address.
+    Public,
+    /// A host behind a NAT router of its own, with no public config: no gateway, no endpoint (it
+    /// dials its networks' access nodes), no public IPs.
+    Hidden,
+}
+
+/// Node `n`'s place among `nodes`: with a LAN, the last of two or more is hidden (node 1 stays
+/// public, to be a gateway and the hidden node's access node); without one, all share this host's.
+fn place(n: u32, nodes: u32, lan: bool) -> Place {
+    match lan {
+        false => Place::Shared,
+        true if nodes >= 2 && n == nodes => Place::Hidden,
+        true => Place::Public,
+    }
+}
+
+impl Place {
+    /// The farm the node is in: 1, or 2 (the home farm) when hidden.
+    fn farm(self) -> u32 {
+        match self {
+            Place::Hidden => 2,
+            Place::Shared | Place::Public => 1,
+        }
+    }
+}
+
+/// Node `n`'s public address, where its gateway answers (its public config's, without the prefix).
+fn public_address(n: u32) -> String {
+    format!("185.206.122.{}", 100 + n)
+}
 
 /// Node `n`'s public config, as root: its gateway's address on the farm's public network (the LAN)
 /// and the domain its gateway names are served under.
 fn node_public_config(n: u32) -> PublicConfig {
     PublicConfig {
         ip4: Ip4Config {
-            ip: format!("185.206.122.{}/24", 100 + n),
+            ip: format!("{}/24", public_address(n)),
             gw: FARM_GATEWAY.into(),
         },
         ip6: None,
@@ -52,6 +104,7 @@ fn node_public_config(n: u32) -> PublicConfig {
 
 /// The processes `up` started, stopped by PID when it ends, the nodes' data directories and
 /// hosts, and the LAN they are on (deleted last).
+#[derive(Default)]
 struct Started {
     children: Vec<(String, Child)>,
     nodes: Vec<(PathBuf, Option<Host>)>,
@@ -180,100 +233,156 @@ fn loopback_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-pub async fn up(
-    nodes: u32,
+/// Why `--demo` cannot run on this grid, if it cannot: its container needs root (as do the
+/// nodes' public addresses its gateway needs), and it names nodes 1 and 2.
+fn demo_refusal(nodes: u32, root: bool) -> Option<String> {
+    if !root {
+        return Some(
+            "--demo needs root: its web container runs under runc, and its gateway needs a node \
+             with a public address, which nodes have only on the LAN `up` makes as root"
+                .into(),
+        );
+    }
+    (nodes < DEMO_NODES).then(|| {
+        format!("--demo spreads its project over nodes 1 and 2: run it with --nodes {DEMO_NODES} or more")
+    })
+}
+
+/// Where `up` keeps its data, and where users reach what it runs (on loopback).
+struct Layout {
     dir: PathBuf,
-    demo: bool,
+    logs: PathBuf,
     rpc_port: u16,
     hub_port: u16,
-    explorer_port: u16,
-) -> Result<()> {
-    // Before anything is cleared or started: a running grid's data and ports are not this one's.
-    let ports = [
-        ("--rpc-port", rpc_port),
-        ("--hub-port", hub_port),
-        ("--explorer-port", explorer_port),
-    ];
-    if let Some(clash) = port_clash(&ports, loopback_free) {
-        bail!(clash);
-    }
-    let rpc = format!("ws://127.0.0.1:{rpc_port}");
-    let hub = format!("127.0.0.1:{hub_port}");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
-    }
-    // Absolute: the nodes' container runtime resolves paths from elsewhere than here.
-    let dir = std::path::absolute(&dir)?;
-    crate::deploy::create_state_dir(&dir)?;
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let mut started = Started {
-        children: Vec::new(),
-        nodes: Vec::new(),
-        lan: None,
-    };
-    // As root, each node is a host of its own on a LAN of network namespaces; this process is on
-    // it too, forwarding the chain and the hub to the nodes.
-    let (node_rpc, hub_public) = if root() {
-        let lan = Lan::new().context("making the nodes' LAN (network namespaces)")?;
-        let here = lan.here();
-        // The farm's public network shares the LAN's wire; this host is its gateway, so public
-        // IPs given to machines answer here.
-        lan.add_address(&format!("{FARM_GATEWAY}/24"))
-            .context("adding the farm's gateway address")?;
-        started.lan = Some(lan);
-        forward(
-            format!("{here}:{rpc_port}"),
-            format!("127.0.0.1:{rpc_port}"),
-        )
-        .await?;
-        forward(format!("{here}:{hub_port}"), hub.clone()).await?;
-        (
-            format!("ws://{here}:{rpc_port}"),
-            format!("http://{here}:{hub_port}"),
-        )
-    } else {
-        (rpc.clone(), format!("http://{hub}"))
-    };
+    /// `ws://127.0.0.1:<port>`
+    rpc: String,
+    /// `127.0.0.1:<port>`, for the hub and the explorer.
+    hub: String,
+    explorer: String,
+}
 
+impl Layout {
+    /// Checks the ports (before anything is cleared or started: a running grid's data and ports
+    /// are not this one's), then clears `dir` for this grid's data and logs.
+    fn prepare(dir: &Path, rpc_port: u16, hub_port: u16, explorer_port: u16) -> Result<Layout> {
+        let ports = [
+            ("--rpc-port", rpc_port),
+            ("--hub-port", hub_port),
+            ("--explorer-port", explorer_port),
+        ];
+        if let Some(clash) = port_clash(&ports, loopback_free) {
+            bail!(clash);
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        // Absolute: the nodes' container runtime resolves paths from elsewhere than here.
+        let dir = std::path::absolute(dir)?;
+        crate::deploy::create_state_dir(&dir)?;
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        Ok(Layout {
+            dir,
+            logs,
+            rpc_port,
+            hub_port,
+            rpc: format!("ws://127.0.0.1:{rpc_port}"),
+            hub: format!("127.0.0.1:{hub_port}"),
+            explorer: format!("127.0.0.1:{explorer_port}"),
+        })
+    }
+
+    fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            rpc: self.rpc.clone(),
+            explorer: format!("http://{}", self.explorer),
+            hub: format!("http://{}", self.hub),
+        }
+    }
+}
+
+/// How the nodes reach the chain (its WebSocket URL) and the hub (the URL it tells them).
+struct Reach {
+    rpc: String,
+    hub: String,
+}
+
+/// As root, makes the LAN the nodes will be hosts of: this process is on it too, as the farm's
+/// public gateway, forwarding the chain and the hub to the nodes. Otherwise the nodes reach them on
+/// loopback.
+async fn make_lan(started: &mut Started, layout: &Layout) -> Result<Reach> {
+    if !root() {
+        return Ok(Reach {
+            rpc: layout.rpc.clone(),
+            hub: format!("http://{}", layout.hub),
+        });
+    }
+    let lan = Lan::new().context("making the nodes' LAN (network namespaces)")?;
+    let here = lan.here();
+    // The farm's public network shares the LAN's wire; this host is its gateway, so public IPs
+    // given to machines answer here.
+    lan.add_address(&format!("{FARM_GATEWAY}/24"))
+        .context("adding the farm's gateway address")?;
+    started.lan = Some(lan);
+    let (rpc_port, hub_port) = (layout.rpc_port, layout.hub_port);
+    forward(
+        format!("{here}:{rpc_port}"),
+        format!("127.0.0.1:{rpc_port}"),
+    )
+    .await?;
+    forward(format!("{here}:{hub_port}"), layout.hub.clone()).await?;
+    Ok(Reach {
+        rpc: format!("ws://{here}:{rpc_port}"),
+        hub: format!("http://{here}:{hub_port}"),
+    })
+}
+
+async fn start_chain(started: &mut Started, layout: &Layout) -> Result<Client> {
     output::note("starting the chain...");
     spawn(
-        &mut started,
+        started,
         "tfchain",
-        &logs,
+        &layout.logs,
         Command::new(sibling("tfchain")?)
             .args([
                 "--dev",
                 "--rpc-addr",
-                &format!("127.0.0.1:{rpc_port}"),
+                &format!("127.0.0.1:{}", layout.rpc_port),
                 "--base-path",
             ])
-            .arg(dir.join("chain")),
+            .arg(layout.dir.join("chain")),
     )?;
-    let client = wait_until(
-        &format!("the chain's start (is port {rpc_port} taken?)"),
+    wait_until(
+        &format!("the chain's start (is port {} taken?)", layout.rpc_port),
         Duration::from_secs(30),
-        || async { Client::connect(&rpc).await.ok() },
+        || async { Client::connect(&layout.rpc).await.ok() },
     )
-    .await?;
+    .await
+}
 
-    let hub_dir = dir.join("hub");
-    std::fs::create_dir_all(&hub_dir)?;
-    let image = match images::container_image(&dir)? {
-        Some(archive) => Some(crate::hub::push(&archive, &hub_dir, Some("demo"))?),
+/// The images `up` puts in the hub: the busybox container image `demo` (from the machine's
+/// busybox-static), and `demo-vm`, the same root booting a kernel, where the machine has a kernel
+/// and QEMU to boot it with.
+struct Images {
+    container: Option<Pushed>,
+    vm: Option<Pushed>,
+}
+
+fn push_images(dir: &Path, hub_dir: &Path) -> Result<Images> {
+    let container = match images::container_image(dir)? {
+        Some(archive) => Some(crate::hub::push(&archive, hub_dir, Some("demo"))?),
         None => None,
     };
-    // A VM image too, where the machine has a kernel and QEMU to boot it with.
     let qemu = Command::new("qemu-system-x86_64")
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let vm_image = match images::newest_kernel() {
-        Some(kernel) if qemu && image.is_some() => {
+    let vm = match images::newest_kernel() {
+        Some(kernel) if qemu && container.is_some() => {
             let archive = dir.join("demo-vm.tar");
-            match images::vm_image(&kernel, &dir, &archive) {
-                Ok(()) => Some(crate::hub::push(&archive, &hub_dir, Some("demo-vm"))?),
+            match images::vm_image(&kernel, dir, &archive) {
+                Ok(()) => Some(crate::hub::push(&archive, hub_dir, Some("demo-vm"))?),
                 Err(e) => {
                     output::note(format_args!("no demo VM image: {e:#}"));
                     None
@@ -282,37 +391,53 @@ pub async fn up(
         }
         _ => None,
     };
+    Ok(Images { container, vm })
+}
+
+/// Fills the hub with the images and serves it; and starts the explorer.
+fn start_hub_and_explorer(started: &mut Started, layout: &Layout, reach: &Reach) -> Result<Images> {
+    let hub_dir = layout.dir.join("hub");
+    std::fs::create_dir_all(&hub_dir)?;
+    let images = push_images(&layout.dir, &hub_dir)?;
     spawn(
-        &mut started,
+        started,
         "hub",
-        &logs,
+        &layout.logs,
         Command::new(std::env::current_exe()?)
             .args([
                 "hub",
                 "serve",
                 "--listen",
-                &hub,
+                &layout.hub,
                 "--public-url",
-                &hub_public,
+                &reach.hub,
                 "--dir",
             ])
             .arg(&hub_dir),
     )?;
-
-    let explorer = format!("127.0.0.1:{explorer_port}");
     spawn(
-        &mut started,
+        started,
         "gridproxy",
-        &logs,
+        &layout.logs,
         Command::new(sibling("gridproxy")?)
-            .args(["--chain", &rpc, "--listen", &explorer, "--data-dir"])
-            .arg(dir.join("gridproxy")),
+            .args([
+                "--chain",
+                &layout.rpc,
+                "--listen",
+                &layout.explorer,
+                "--data-dir",
+            ])
+            .arg(layout.dir.join("gridproxy")),
     )?;
+    Ok(images)
+}
 
-    output::note("creating the farm and the twins of //Alice (farmer) and //Bob (deployer)...");
+/// Twins for //Alice (the farmer) and //Bob (the deployer), and //Alice's farms: the local farm
+/// with its public IPs, and the home farm (no public IPs) when a node is hidden.
+async fn create_farms(client: &Client, home: bool) -> Result<()> {
+    output::note("creating the farms and the twins of //Alice (farmer) and //Bob (deployer)...");
     let alice = Keypair::from_uri("//Alice")?;
     let bob = Keypair::from_uri("//Bob")?;
-    // Both accounts at once: one block for the terms, one for the twins.
     let accept = GridCall::UserAcceptTc {
         document_link: "https://grid.tf/terms".into(),
         document_hash: "local".into(),
@@ -321,15 +446,6 @@ pub async fn up(
         relay: None,
         pk: None,
     };
-    for call in [accept, twin] {
-        let mut sent = Vec::new();
-        for key in [&alice, &bob] {
-            sent.push(client.submit(key, Call::Tfgrid(call.clone())).await?);
-        }
-        for hash in sent {
-            client.wait(hash, Duration::from_secs(30)).await?;
-        }
-    }
     let public_ips = FARM_IPS
         .iter()
         .map(|ip| IpInput {
@@ -337,70 +453,132 @@ pub async fn up(
             gw: FARM_GATEWAY.into(),
         })
         .collect();
-    client
-        .execute(
-            &alice,
-            Call::Tfgrid(GridCall::CreateFarm {
-                name: "local-farm".into(),
-                public_ips,
-            }),
-        )
-        .await?;
-
-    for n in 1..=nodes {
-        output::note(format_args!("starting node {n}..."));
-        let seed = Hash32::of("tfgrid up node", &n.to_le_bytes()).0;
-        let node_dir = dir.join(format!("node{n}"));
-        std::fs::create_dir_all(node_dir.join("identity"))?;
-        std::fs::write(node_dir.join("identity/seed"), seed)?;
-        let fund = balances::Call::Transfer {
-            dest: Keypair::from_seed(seed).account(),
-            amount: UNITS_PER_TFT,
-        };
-        client.execute(&alice, Call::Balances(fund)).await?;
-        let host = match started.lan.as_mut() {
-            Some(lan) => Some(lan.host().context("adding the node's host to the LAN")?),
-            None => None,
-        };
-        // A node's 0-dbs listen on its address on the LAN (loopback when it shares this host's),
-        // and its machines get public IPs on its LAN interface.
-        let mut zos = on(host.as_ref(), &sibling("zos")?);
-        zos.args(["--chain", &node_rpc, "--farm", "1", "--capacity", CAPACITY]);
-        match &host {
-            Some(h) => zos.args(["--host", &h.ip, "--public-iface", &h.iface]),
-            None => zos.args(["--host", "127.0.0.1"]),
-        };
-        spawn(
-            &mut started,
-            &format!("node{n}"),
-            &logs,
-            zos.arg("--data-dir").arg(&node_dir),
-        )?;
-        started.nodes.push((node_dir, host));
-        wait_until(
-            &format!("node {n}'s registration"),
-            Duration::from_secs(60),
-            || async { client.rpc().node(n).await.ok()? },
-        )
-        .await?;
-        if started.lan.is_some() {
-            let config = GridCall::AddNodePublicConfig {
-                farm_id: 1,
-                node_id: n,
-                public_config: Some(node_public_config(n)),
-            };
-            client
-                .execute(&alice, Call::Tfgrid(config))
-                .await
-                .with_context(|| format!("giving node {n} its public config"))?;
+    let mut farms = vec![GridCall::CreateFarm {
+        name: FARM.into(),
+        public_ips,
+    }];
+    if home {
+        farms.push(GridCall::CreateFarm {
+            name: HOME_FARM.into(),
+            public_ips: Vec::new(),
+        });
+    }
+    // One block for the terms, one for the twins, one for the farms (one account's calls keep
+    // their order, so the farms' ids are 1 and 2).
+    let steps = [
+        vec![(&alice, accept.clone()), (&bob, accept)],
+        vec![(&alice, twin.clone()), (&bob, twin)],
+        farms.into_iter().map(|farm| (&alice, farm)).collect(),
+    ];
+    for step in steps {
+        let mut sent = Vec::new();
+        for (key, call) in step {
+            sent.push(client.submit(key, Call::Tfgrid(call)).await?);
+        }
+        for hash in sent {
+            client.wait(hash, Duration::from_secs(30)).await?;
         }
     }
+    Ok(())
+}
 
-    let endpoints = Endpoints {
-        rpc: rpc.clone(),
-        explorer: format!("http://{explorer}"),
-        hub: format!("http://{hub}"),
+/// Starts node `n` in its place, funds its account, waits for its registration, and gives a public
+/// node its public config.
+async fn start_node(
+    started: &mut Started,
+    layout: &Layout,
+    client: &Client,
+    reach: &Reach,
+    (n, place): (u32, Place),
+) -> Result<()> {
+    output::note(format_args!("starting node {n}..."));
+    let seed = Hash32::of("tfgrid up node", &n.to_le_bytes()).0;
+    let node_dir = layout.dir.join(format!("node{n}"));
+    std::fs::create_dir_all(node_dir.join("identity"))?;
+    std::fs::write(node_dir.join("identity/seed"), seed)?;
+    let alice = Keypair::from_uri("//Alice")?;
+    let fund = balances::Call::Transfer {
+        dest: Keypair::from_seed(seed).account(),
+        amount: UNITS_PER_TFT,
     };
+    client.execute(&alice, Call::Balances(fund)).await?;
+    let host = match (started.lan.as_mut(), place) {
+        (Some(lan), Place::Hidden) => Some(
+            lan.hidden_host()
+                .context("adding the hidden node's host behind a NAT router (needs nftables)")?,
+        ),
+        (Some(lan), _) => Some(lan.host().context("adding the node's host to the LAN")?),
+        (None, _) => None,
+    };
+    // A node's 0-dbs listen on its host's address (loopback when it shares this host's), and a
+    // public node's machines get public IPs on its LAN interface; a hidden node has no interface
+    // on the farm's public network. A node sharing this host's network leaves its forwarding and
+    // nftables alone.
+    let mut zos = on(host.as_ref(), &sibling("zos")?);
+    let farm = place.farm().to_string();
+    zos.args([
+        "--chain",
+        &reach.rpc,
+        "--farm",
+        &farm,
+        "--capacity",
+        CAPACITY,
+    ]);
+    match (&host, place) {
+        (Some(h), Place::Public) => zos.args(["--host", &h.ip, "--public-iface", &h.iface]),
+        (Some(h), _) => zos.args(["--host", &h.ip]),
+        (None, _) => zos.args(["--host", "127.0.0.1", "--no-outbound-nat"]),
+    };
+    spawn(
+        started,
+        &format!("node{n}"),
+        &layout.logs,
+        zos.arg("--data-dir").arg(&node_dir),
+    )?;
+    started.nodes.push((node_dir, host));
+    wait_until(
+        &format!("node {n}'s registration"),
+        Duration::from_secs(60),
+        || async { client.rpc().node(n).await.ok()? },
+    )
+    .await?;
+    if place == Place::Public {
+        let config = GridCall::AddNodePublicConfig {
+            farm_id: 1,
+            node_id: n,
+            public_config: Some(node_public_config(n)),
+        };
+        client
+            .execute(&alice, Call::Tfgrid(config))
+            .await
+            .with_context(|| format!("giving node {n} its public config"))?;
+    }
+    Ok(())
+}
+
+pub async fn up(
+    nodes: u32,
+    dir: PathBuf,
+    demo: bool,
+    rpc_port: u16,
+    hub_port: u16,
+    explorer_port: u16,
+) -> Result<()> {
+    if demo && let Some(refusal) = demo_refusal(nodes, root()) {
+        bail!(refusal);
+    }
+    let layout = Layout::prepare(&dir, rpc_port, hub_port, explorer_port)?;
+    let mut started = Started::default();
+    let reach = make_lan(&mut started, &layout).await?;
+    let client = start_chain(&mut started, &layout).await?;
+    let images = start_hub_and_explorer(&mut started, &layout, &reach)?;
+    let lan = started.lan.is_some();
+    let places: Vec<Place> = (1..=nodes).map(|n| place(n, nodes, lan)).collect();
+    create_farms(&client, places.contains(&Place::Hidden)).await?;
+    for node in (1..).zip(places.iter().copied()) {
+        start_node(&mut started, &layout, &client, &reach, node).await?;
+    }
+    let endpoints = layout.endpoints();
     let indexed = tfgrid_sdk::http::Explorer::new(&endpoints.explorer);
     wait_until(
         "the explorer's view of the nodes as up",
@@ -411,70 +589,14 @@ pub async fn up(
         },
     )
     .await?;
-
-    output::print("\nlocal grid up:")?;
-    output::print(format_args!(
-        "  chain    {rpc} (dev chain, 1 s blocks; http:// works too)"
-    ))?;
-    match &image {
-        Some(p) => output::print(format_args!(
-            "  hub      http://{hub}  demo image http://{hub}/{} (flist_hash {})",
-            p.file, p.hash
-        ))?,
-        None => output::print(format_args!(
-            "  hub      http://{hub}  (no demo image: install busybox-static)"
-        ))?,
-    }
-    match &vm_image {
-        Some(_) => output::print(
-            "           \"demo-vm\": the same root booting a kernel, for machines that are VMs",
-        )?,
-        None => output::print(
-            "           (no VM image: install qemu-system-x86 and linux-image-amd64 for one)",
-        )?,
-    }
-    output::print(format_args!(
-        "  explorer http://{explorer}/  (dashboard; REST API: /nodes, /farms, /contracts, ...; /openapi.json)"
-    ))?;
-    output::print(format_args!(
-        "  farm     1 \"local-farm\" of //Alice (the dev council), public IPs {}",
-        FARM_IPS.join(" ")
-    ))?;
-    match &started.lan {
-        Some(lan) => {
-            output::print(format_args!(
-                "  nodes    1 to {nodes}, each {CAPACITY}, each a host of its own (network namespace) on {}/24",
-                lan.here()
-            ))?;
-            let last = node_public_config(nodes);
-            output::print(format_args!(
-                "  gateways node N serves <name>.nodeN.grid.local at 185.206.122.(100+N) (node {nodes}: {})",
-                last.ip4.ip
-            ))?;
-        }
-        None => output::print(format_args!(
-            "  nodes    1 to {nodes}, each {CAPACITY} (sharing this host's network: not root)"
-        ))?,
-    }
-    output::print(
-        "  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded); //Alice and //Bob have twins",
-    )?;
-    output::print(format_args!("  logs     {}", logs.display()))?;
-
-    output::print(format_args!(
-        "\nUse it with:\n  export TFGRID_RPC={} TFGRID_EXPLORER={} TFGRID_HUB={} TFGRID_KEY=//Bob",
-        endpoints.rpc, endpoints.explorer, endpoints.hub
-    ))?;
-    output::print(
-        "  tfgrid plan examples/demo.toml; tfgrid apply examples/demo.toml; tfgrid node list",
-    )?;
+    print_summary(&layout, &images, &started, &places)?;
     if demo {
-        if image.is_none() {
+        if images.container.is_none() {
             bail!(
                 "the demo needs its image: install busybox-static (apt-get install busybox-static)"
             );
         }
-        run_demo(endpoints, StateFile::beside(&dir, "demo")).await?;
+        run_demo(endpoints, StateFile::beside(&layout.dir, "demo")).await?;
     }
     output::print("\nCtrl-C stops the grid.")?;
     // Ctrl-C, or a TERM from a service manager or `timeout`: stop and clean up either way.
@@ -487,50 +609,207 @@ pub async fn up(
     Ok(())
 }
 
-/// Applies `examples/demo.toml` as //Bob, showing progress, and prints what runs.
+/// "3", "1 and 2", "1 to 5".
+fn ids(first: u32, last: u32) -> String {
+    match last - first {
+        0 => first.to_string(),
+        1 => format!("{first} and {last}"),
+        _ => format!("{first} to {last}"),
+    }
+}
+
+/// "node 3", "nodes 1 and 2", "nodes 1 to 5".
+fn node_span(first: u32, last: u32) -> String {
+    let noun = if first == last { "node" } else { "nodes" };
+    format!("{noun} {}", ids(first, last))
+}
+
+/// The summary's lines on the farms and the nodes: on the LAN (at `here`), which nodes are public
+/// and which is hidden (at `hidden_ip`, behind its router), and why that matters.
+fn nodes_summary(places: &[Place], here: Option<&str>, hidden_ip: Option<&str>) -> Vec<String> {
+    let count = places.len() as u32;
+    let public = places.iter().filter(|p| **p == Place::Public).count() as u32;
+    let hidden = places.iter().position(|p| *p == Place::Hidden);
+    let mut lines = vec![format!(
+        "  farm     1 \"{FARM}\" of //Alice (the dev council), public IPs {}",
+        FARM_IPS.join(" ")
+    )];
+    if let Some(i) = hidden {
+        lines.push(format!(
+            "  farm     2 \"{HOME_FARM}\" of //Alice, no public IPs: node {}",
+            i + 1
+        ));
+    }
+    if count == 0 {
+        lines.push("  nodes    none (--nodes 0)".into());
+        return lines;
+    }
+    let all = ids(1, count);
+    let Some(here) = here else {
+        lines.push(format!(
+            "  nodes    {all}, each {CAPACITY}, sharing this host's network (not root): none is \
+             hidden, none has a public config, so none is a gateway"
+        ));
+        return lines;
+    };
+    lines.push(format!(
+        "  nodes    {all}, each {CAPACITY}, each a host of its own (network namespace) on {here}/24"
+    ));
+    if public > 0 {
+        lines.push(format!(
+            "  public   {}: a public config each, so a gateway (node N serves <name>.nodeN.grid.local \
+             at 185.206.122.(100+N), node 1 at {}) and a WireGuard endpoint at its LAN address",
+            node_span(1, public),
+            public_address(1)
+        ));
+    }
+    if let Some(i) = hidden {
+        lines.push(format!(
+            "  hidden   node {} at {}, behind a NAT router of its own, as a node at home is: no \
+             public config, so no gateway, no WireGuard endpoint (it dials each of its networks' \
+             access node, a public one) and no public IPs; what runs there is reached over its project's \
+             private network",
+            i + 1,
+            hidden_ip.unwrap_or("?")
+        ));
+    }
+    lines
+}
+
+/// What runs, and how to use it.
+fn print_summary(
+    layout: &Layout,
+    images: &Images,
+    started: &Started,
+    places: &[Place],
+) -> Result<()> {
+    let (rpc, hub, explorer) = (&layout.rpc, &layout.hub, &layout.explorer);
+    output::print("\nlocal grid up:")?;
+    output::print(format_args!(
+        "  chain    {rpc} (dev chain, 1 s blocks; http:// works too)"
+    ))?;
+    match &images.container {
+        Some(p) => output::print(format_args!(
+            "  hub      http://{hub}  demo image http://{hub}/{} (flist_hash {})",
+            p.file, p.hash
+        ))?,
+        None => output::print(format_args!(
+            "  hub      http://{hub}  (no demo image: install busybox-static)"
+        ))?,
+    }
+    match &images.vm {
+        Some(_) => output::print(
+            "           \"demo-vm\": the same root booting a kernel, for machines that are VMs",
+        )?,
+        None => output::print(
+            "           (no VM image: install qemu-system-x86 and linux-image-amd64 for one)",
+        )?,
+    }
+    output::print(format_args!(
+        "  explorer http://{explorer}/  (dashboard; REST API: /nodes, /farms, /contracts, ...; /openapi.json)"
+    ))?;
+    let here = started.lan.as_ref().map(Lan::here);
+    let hidden_ip = places
+        .iter()
+        .zip(&started.nodes)
+        .find(|(p, _)| **p == Place::Hidden)
+        .and_then(|(_, (_, host))| host.as_ref().map(|h| h.ip.as_str()));
+    for line in nodes_summary(places, here.as_deref(), hidden_ip) {
+        output::print(line)?;
+    }
+    output::print(
+        "  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded); //Alice and //Bob have twins",
+    )?;
+    output::print(format_args!("  logs     {}", layout.logs.display()))?;
+    let endpoints = layout.endpoints();
+    output::print(format_args!(
+        "\nUse it with:\n  export TFGRID_RPC={} TFGRID_EXPLORER={} TFGRID_HUB={} TFGRID_KEY=//Bob",
+        endpoints.rpc, endpoints.explorer, endpoints.hub
+    ))?;
+    output::print(
+        "  tfgrid plan examples/demo.toml; tfgrid apply examples/demo.toml; tfgrid node list",
+    )
+}
+
+/// Applies `examples/demo.toml` as //Bob, showing progress, and prints what runs where and the
+/// URL that answers.
 async fn run_demo(endpoints: Endpoints, state: StateFile) -> Result<()> {
     output::note("\ndeploying examples/demo.toml as //Bob...");
     let project = Project::parse(DEMO, "examples/demo.toml")?;
     let grid = Grid::connect(endpoints, Keypair::from_uri("//Bob")?).await?;
     let plan = deployer::plan(&grid, &project, &state).await?;
-    let applied = deployer::apply(&grid, &plan, &ApplyOptions::default(), &mut |p| {
-        if let Progress::Workload { result, elapsed } = p {
-            output::note(format_args!(
-                "  {:<7} {:?} after {:.1} s {}",
-                result.name,
-                result.state,
-                elapsed.as_secs_f64(),
-                result.message
-            ));
-        }
+    let applied = deployer::apply(&grid, &plan, &ApplyOptions::default(), &mut |p| match p {
+        Progress::Waiting {
+            node_id,
+            contract_id,
+            version,
+        } => output::note(format_args!(
+            "  node {node_id}: contract {contract_id} version {version}"
+        )),
+        Progress::Workload { result, elapsed } => output::note(format_args!(
+            "    {:<7} {:?} after {:.1} s {}",
+            result.name,
+            result.state,
+            elapsed.as_secs_f64(),
+            result.message
+        )),
+        _ => {}
     })
     .await?;
     output::print(format_args!(
-        "\ndemo: contract {} on node {}, every workload ok {:.1} s after the command:",
-        applied.contract_id,
-        applied.node_id,
-        applied.elapsed_ms as f64 / 1000.0
+        "\n{}",
+        crate::deploy::applied_text(&grid, &applied).await?
     ))?;
-    let config = node_public_config(applied.node_id);
-    let ip = config.ip4.ip.split('/').next().unwrap_or_default();
-    output::print(format_args!(
-        "{}",
-        crate::deploy::results_table(&applied.workloads, Some(ip))
-    ))?;
-    for r in &applied.workloads {
-        if let tfgrid_types::deployment::ResultData::GatewayNameProxy { fqdn } = &r.data {
-            output::print(format_args!(
-                "  try it: curl --resolve {fqdn}:80:{ip} http://{fqdn}/"
-            ))?;
-        }
+    for line in try_it(&applied) {
+        output::print(line)?;
     }
     output::print("  see it: tfgrid --key //Bob status examples/demo.toml")?;
     Ok(())
 }
 
+/// How to try each gateway name the apply made: a `curl` at the public address of the node serving
+/// it and, when the containers run on other nodes, which (its backend is reached over the project's
+/// private network).
+fn try_it(applied: &Applied) -> Vec<String> {
+    let mut lines = Vec::new();
+    for c in &applied.contracts {
+        for r in &c.workloads {
+            let ResultData::GatewayNameProxy { fqdn } = &r.data else {
+                continue;
+            };
+            let ip = public_address(c.node_id);
+            lines.push(format!(
+                "  try it: curl --resolve {fqdn}:80:{ip} http://{fqdn}/"
+            ));
+            let elsewhere: Vec<String> = applied
+                .contracts
+                .iter()
+                .filter(|o| o.node_id != c.node_id)
+                .filter(|o| {
+                    o.workloads
+                        .iter()
+                        .any(|w| matches!(w.data, ResultData::Zmachine { .. }))
+                })
+                .map(|o| o.node_id.to_string())
+                .collect();
+            if !elsewhere.is_empty() {
+                lines.push(format!(
+                    "          node {}'s gateway, proxying over the project's private network to \
+                     the container on node {}",
+                    c.node_id,
+                    elsewhere.join(", ")
+                ));
+            }
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
-    use super::port_clash;
+    use super::*;
+    use tfgrid_sdk::deployer::ContractApplied;
+    use tfgrid_types::deployment::{ResultState, WorkloadResult};
 
     const PORTS: [(&str, u16); 3] = [
         ("--rpc-port", 9944),
@@ -575,5 +854,119 @@ mod tests {
             &[9944],
             Some("--rpc-port and --hub-port are both 9944: give each its own port"),
         );
+    }
+
+    #[test]
+    fn the_last_of_two_or_more_nodes_on_a_lan_is_hidden() {
+        use Place::*;
+        let places =
+            |nodes, lan| -> Vec<Place> { (1..=nodes).map(|n| place(n, nodes, lan)).collect() };
+        assert_eq!(places(3, true), [Public, Public, Hidden]);
+        assert_eq!(places(2, true), [Public, Hidden]);
+        assert_eq!(places(1, true), [Public]);
+        assert_eq!(places(3, false), [Shared, Shared, Shared]);
+        assert_eq!(Hidden.farm(), 2);
+        assert_eq!(Public.farm(), 1);
+    }
+
+    #[test]
+    fn the_summary_says_which_node_is_hidden_and_why() {
+        use Place::*;
+        let lines = nodes_summary(
+            &[Public, Public, Hidden],
+            Some("10.213.7.1"),
+            Some("192.168.4.2"),
+        );
+        let text = lines.join("\n");
+        for expected in [
+            "farm     2 \"home-farm\" of //Alice, no public IPs: node 3",
+            "nodes    1 to 3, each cru=4,mru=8G,sru=100G,hru=100G, each a host of its own \
+             (network namespace) on 10.213.7.1/24",
+            "public   nodes 1 and 2: a public config each",
+            "hidden   node 3 at 192.168.4.2, behind a NAT router of its own",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let shared = nodes_summary(&[Shared, Shared], None, None).join("\n");
+        assert!(
+            !shared.contains("home-farm") && !shared.contains("hidden "),
+            "{shared}"
+        );
+        assert!(shared.contains("nodes    1 and 2, each"), "{shared}");
+        assert!(shared.contains("(not root)"), "{shared}");
+        assert_eq!(node_span(4, 4), "node 4");
+        assert_eq!(node_span(1, 5), "nodes 1 to 5");
+    }
+
+    #[test]
+    fn the_demo_needs_root_and_two_nodes() {
+        assert!(
+            demo_refusal(3, false)
+                .unwrap()
+                .starts_with("--demo needs root")
+        );
+        assert_eq!(
+            demo_refusal(1, true).as_deref(),
+            Some("--demo spreads its project over nodes 1 and 2: run it with --nodes 2 or more")
+        );
+        assert_eq!(demo_refusal(2, true), None);
+    }
+
+    fn applied(contracts: &[(u32, &[ResultData])]) -> Applied {
+        let contracts = contracts
+            .iter()
+            .map(|(node_id, data)| ContractApplied {
+                contract_id: u64::from(*node_id) + 1,
+                node_id: *node_id,
+                version: 0,
+                workloads: data
+                    .iter()
+                    .map(|d| WorkloadResult {
+                        name: "w".into(),
+                        created: 0,
+                        state: ResultState::Ok,
+                        message: String::new(),
+                        data: d.clone(),
+                    })
+                    .collect(),
+            })
+            .collect::<Vec<_>>();
+        Applied {
+            project: "demo".into(),
+            contract_id: contracts[0].contract_id,
+            node_id: contracts[0].node_id,
+            version: 0,
+            workloads: Vec::new(),
+            contracts,
+            canceled: Vec::new(),
+            elapsed_ms: 0,
+        }
+    }
+
+    #[test]
+    fn try_it_curls_the_gateway_node_and_names_where_the_container_runs() {
+        let gateway = ResultData::GatewayNameProxy {
+            fqdn: "demo.node1.grid.local".into(),
+        };
+        let machine = ResultData::Zmachine {
+            id: "web".into(),
+            ip: "10.20.2.2".into(),
+        };
+        let spread = applied(&[
+            (1, std::slice::from_ref(&gateway)),
+            (2, std::slice::from_ref(&machine)),
+        ]);
+        assert_eq!(
+            try_it(&spread),
+            [
+                "  try it: curl --resolve demo.node1.grid.local:80:185.206.122.101 \
+                 http://demo.node1.grid.local/",
+                "          node 1's gateway, proxying over the project's private network to the \
+                 container on node 2",
+            ]
+        );
+        let together = applied(&[(1, &[gateway, machine])]);
+        assert_eq!(try_it(&together).len(), 1);
+        assert!(try_it(&applied(&[(2, &[])])).is_empty());
     }
 }

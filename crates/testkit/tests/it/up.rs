@@ -1,5 +1,8 @@
 //! The grid as a newcomer and a user meet it, through the real binaries: `tfgrid up --demo` brings
-//! up a whole grid and deploys the demo (served under its gateway name); then a deployment file is
+//! up a whole grid of three nodes, the last hidden behind a NAT router (no public config, a farm
+//! without public IPs), and deploys the demo over two nodes (node 1's gateway name serving node 2's
+//! container over the project's private network); a container on the hidden node is served by node
+//! 1's gateway likewise; then a deployment file is
 //! applied, used (the container serves, the 0-db stores), changed (more memory, a second 0-db, a
 //! gateway name), made to fail in every way the issue names (malformed file, no node with room,
 //! insufficient funds, a node that stops answering, a gateway name someone else holds) without
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 use testkit::{LocalGrid, fails, ok};
 use zos::primitives::network::Networks;
 
-/// Bob's twin: Alice's is 1, Bob's 2 (`up` creates both), the nodes' 3 and 4.
+/// Bob's twin: Alice's is 1, Bob's 2 (`up` creates both), the nodes' 3 to 5.
 const BOB: u32 = 2;
 
 struct Env<'a> {
@@ -162,19 +165,22 @@ fn signal(pid: u32, sig: &str) {
         .unwrap();
 }
 
-#[test]
-fn up_apply_change_fail_destroy_and_ctrl_c() {
-    let data = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    // Dropped before `data`: a failing test still stops the grid while its records exist.
-    let mut up = LocalGrid::start(2, true, data.path());
-    let output = &up.output;
+/// What `up` printed: three nodes, the last hidden, and the demo over nodes 1 and 2, its gateway
+/// name answering at node 1 with node 2's page (HTTP and HTTPS). Returns the nodes' LAN (`up`'s
+/// own address on it).
+fn the_grid_and_its_demo(output: &str) -> String {
     for expected in [
-        "nodes    1 to 2",
-        // The name contract of its gateway name is 1.
-        "demo: contract 2 on node",
-        "every workload ok",
-        "private address 10.20.1.2",
+        "nodes    1 to 3",
+        "public   nodes 1 and 2",
+        "hidden   node 3 at 192.168.",
+        "farm     2 \"home-farm\" of //Alice, no public IPs: node 3",
+        // The demo over two nodes; the name contract of its gateway name is 1.
+        "demo applied in",
+        "on 2 nodes",
+        "contract 2 on node 1 (",
+        "contract 3 on node 2 (",
+        "private address 10.20.2.2",
+        "node 1's gateway, proxying over the project's private network to the container on node 2",
     ] {
         assert!(
             output.contains(expected),
@@ -187,13 +193,8 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         .and_then(|(_, rest)| rest.split_once("/24"))
         .map(|(here, _)| here.to_owned())
         .expect("the nodes' LAN in the output");
-    // The node the demo runs on, as `up` printed it.
-    let demo_node = output
-        .split_once("demo: contract 2 on node ")
-        .and_then(|(_, rest)| rest.split(',').next())
-        .map(|id| Networks::new(&data.path().join(format!("node{id}"))))
-        .expect("the demo's node in the output");
-    // The demo's web server under its gateway name, on the node's public address.
+    // The demo's web server under its gateway name, on the public address of node 1, whose gateway
+    // reaches the container on node 2 over the project's network.
     let (fqdn, gateway_ip) = output
         .split_once("curl --resolve ")
         .and_then(|(_, rest)| rest.split(' ').next())
@@ -202,7 +203,10 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
             Some((parts.next()?.to_owned(), parts.nth(1)?.to_owned()))
         })
         .expect("the demo's gateway in the output");
-    assert!(fqdn.starts_with("demo.node"), "{fqdn}");
+    assert_eq!(
+        (fqdn.as_str(), gateway_ip.as_str()),
+        ("demo.node1.grid.local", "185.206.122.101")
+    );
     for https in [false, true] {
         assert_eq!(
             through_gateway(&fqdn, &gateway_ip, https),
@@ -210,19 +214,85 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
             "https: {https}"
         );
     }
+    lan
+}
+
+/// Nodes 1 and 2 are public (a public config on the chain); node 3 is hidden, in the home farm.
+/// The demo's contracts, one on each of its two nodes.
+fn nodes_and_the_demos_contracts(env: &Env) {
+    for (node, public, farm) in [(1, true, 1), (2, true, 1), (3, false, 2)] {
+        let shown = env.json(&["node", "show", &node.to_string()]);
+        assert_eq!(shown["public_config"].is_object(), public, "{shown}");
+        assert_eq!(shown["farm_id"], farm, "{shown}");
+    }
+    // The demo was applied from another directory: its contracts are found by their tag on the
+    // chain, one on each of its two nodes.
+    let demo_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
+    let status = env.json(&["status", demo_file]);
+    let on: Vec<(u64, u64)> = status["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let contract = &c["contract"];
+            let node = &contract["contract_type"]["NodeContract"]["node_id"];
+            (
+                contract["contract_id"].as_u64().unwrap(),
+                node.as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(on, [(2, 1), (3, 2)], "{status}");
+    assert_eq!(env.contracts(), [2, 3]);
+}
+
+/// A container on the hidden node served by a public node's gateway: the hidden node reports no
+/// WireGuard endpoint, and node 1, its access node, reaches the container over the network.
+fn a_hidden_container_behind_a_public_gateway(env: &Env) {
+    let far = env.file(
+        "far.toml",
+        "name = \"far\"\n[node]\nid = 1\n\n[[container]]\nname = \"web\"\nimage = \"demo\"\n\
+         memory = \"256 MiB\"\nnode = 3\nentrypoint = \"echo behind a router > /tmp/index.html; \
+         exec httpd -f -p 80 -h /tmp\"\n\n[[gateway]]\nname = \"far\"\nbackend = \"web:80\"\n",
+    );
+    let applied = env.json(&["apply", &far]);
+    let hidden = applied["contracts"].as_array().unwrap().iter();
+    let hidden = hidden
+        .flat_map(|c| {
+            c["workloads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |w| (c, w))
+        })
+        .find(|(c, w)| c["node_id"] == 3 && w["name"] == "far_net")
+        .map(|(_, w)| w["data"]["network"]["endpoint"].clone());
+    assert_eq!(hidden, Some("".into()), "{applied}");
+    let far_fqdn = result(&applied, "far_gw")["data"]["gateway-name-proxy"]["fqdn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        through_gateway(&far_fqdn, "185.206.122.101", false),
+        ("200".into(), "behind a router\n".into())
+    );
+    ok(env.cli(&["destroy", &far]));
+    assert_eq!(env.contracts(), [2, 3]);
+}
+
+#[test]
+fn up_apply_change_fail_destroy_and_ctrl_c() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // Dropped before `data`: a failing test still stops the grid while its records exist.
+    let mut up = LocalGrid::start(3, true, data.path());
+    let lan = the_grid_and_its_demo(&up.output);
     let env = Env {
         grid: &up,
         work: work.path().to_owned(),
     };
-    // The demo was applied from another directory: its contract is found by its tag on the chain.
-    let demo_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
-    let status = ok(env.cli(&["status", demo_file]));
-    assert!(status.contains("contract  2"), "{status}");
-    assert!(
-        status.contains("hello") || status.contains("10.20.1.2"),
-        "{status}"
-    );
-    assert_eq!(env.contracts(), [2]);
+    nodes_and_the_demos_contracts(&env);
+    a_hidden_container_behind_a_public_gateway(&env);
 
     // Apply a container and a 0-db, and use them.
     let file = env.file("app.toml", &app("256 MiB", ""));
@@ -410,7 +480,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
     );
     ok(env.cli(&["destroy", &stuck]));
     let active = env.contracts();
-    assert_eq!(active, [2, contract], "only the demo and the app remain");
+    assert_eq!(active, [2, 3, contract], "only the demo and the app remain");
 
     // A gateway name whose name contract ends is no longer served, and the node says why.
     let name_id = name_contract("app-web").expect("the name contract");
@@ -430,7 +500,7 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         out.contains(&format!("contract {contract} canceled")),
         "{out}"
     );
-    assert_eq!(env.contracts(), [2]);
+    assert_eq!(env.contracts(), [2, 3]);
     assert!(!work.path().join(".tfgrid/app.json").exists());
     wait(
         "the explorer's view of the deletion",
@@ -482,10 +552,12 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         !mounts.contains(&*data.path().to_string_lossy()),
         "mounts left behind"
     );
-    // The demo's network and its container.
+    // The demo's network on both its nodes, and its container on node 2.
+    let node = |id: u32| Networks::new(&data.path().join(format!("node{id}")));
     for ns in [
-        demo_node.namespace(&format!("{BOB}-demo_net")),
-        demo_node.container(&format!("{BOB}-2-web")),
+        node(1).namespace(&format!("{BOB}-demo_net")),
+        node(2).namespace(&format!("{BOB}-demo_net")),
+        node(2).container(&format!("{BOB}-3-web")),
     ] {
         assert!(
             !Path::new("/var/run/netns").join(&ns).exists(),
