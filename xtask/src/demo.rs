@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: installs what nodes need (as the tests do), builds the binaries, and runs
-//! `tfgrid up --demo`: a whole local grid (dev chain, image hub, farm, two nodes) with a 0-db and a
-//! web container deployed on it. Ctrl-C stops everything.
+//! `tfgrid up --demo`: a whole local grid (dev chain, image hub, farms, three nodes, one hidden)
+//! with a web container behind a gateway name and a 0-db deployed over two of them. Ctrl-C stops
+//! everything.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

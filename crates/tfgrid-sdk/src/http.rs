@@ -16,8 +16,10 @@ pub struct Needs {
     pub sru: u64,
     pub hru: u64,
     pub ipv4: u64,
-    /// A gateway domain (for gateway names), or at least a public config (for FQDNs).
+    /// A gateway domain (for gateway names).
     pub domain: bool,
+    /// A public config: what runs there is reached from outside (FQDN gateways, public IPs,
+    /// 0-dbs), so the node may not be hidden.
     pub public_config: bool,
 }
 

@@ -94,7 +94,13 @@ pub fn needs(workloads: &[Workload]) -> Needs {
             hru: n.hru + c.hru,
             ipv4: n.ipv4 + c.ipv4u,
             domain: n.domain || matches!(w.data, WorkloadData::GatewayNameProxy(_)),
-            public_config: n.public_config || matches!(w.data, WorkloadData::GatewayFqdnProxy(_)),
+            // Reached from outside: an FQDN's gateway, a public IP, a 0-db (its endpoint is the
+            // node's address, which a hidden node's router hides).
+            public_config: n.public_config
+                || matches!(
+                    w.data,
+                    WorkloadData::GatewayFqdnProxy(_) | WorkloadData::Ip(_) | WorkloadData::Zdb(_)
+                ),
         }
     })
 }
@@ -365,5 +371,10 @@ mod tests {
         let n = needs(&[zdb("a", 3, "p"), zdb("b", 4, "p"), disk("d", 5)]);
         assert_eq!((n.cru, n.sru + n.hru), (0, 12));
         assert!(!n.domain);
+        assert!(
+            n.public_config,
+            "a 0-db is reached from outside: not on a hidden node"
+        );
+        assert!(!needs(&[disk("d", 5)]).public_config);
     }
 }

@@ -254,7 +254,7 @@ fn describe_needs(n: &Needs) -> String {
     if n.domain {
         parts.push("a gateway domain".into());
     } else if n.public_config {
-        parts.push("a public config (to serve a gateway)".into());
+        parts.push("a public config (to be reached from outside)".into());
     }
     parts.join(", ")
 }
