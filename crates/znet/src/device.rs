@@ -15,8 +15,10 @@ use gotatun::device::{Device, DeviceBuilder, Peer};
 use gotatun::udp::socket::UdpSocketFactory;
 use gotatun::x25519::{PublicKey, StaticSecret};
 use tokio::signal::unix::{SignalKind, signal};
-use znet::{Config, MTU, PORT_FILE, PeerConfig, READY, ip, key, route_changes};
+use znet::{Config, MTU, PORT_FILE, PeerConfig, READY, ip, key, peer_changes, route_changes};
 
+/// How long [`meet_peers`] waits for each peer's answer.
+const HANDSHAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Socket buffers of 4 MiB: with the default, the receiver drops datagrams under load.
 const UDP_BUFFER: usize = 4 << 20;
 
@@ -46,14 +48,6 @@ pub async fn run(dir: &Path) -> Result<()> {
         .await
         .with_context(|| format!("listening on UDP port {port}"))?;
     let port = device.read(async |d| d.listen_port()).await;
-    // A restarted device's peers may still hold sessions it forgot: meet those it can reach now,
-    // rather than when their sessions time out.
-    for p in config.peers.iter().filter(|p| p.endpoint.is_some()) {
-        let key = PublicKey::from(key(&p.public_key)?);
-        if let Err(e) = device.force_handshake(&key).await {
-            tracing::warn!(peer = %p.public_key, "no handshake: {e}");
-        }
-    }
     for route in config.routes() {
         ip(&[
             "-n",
@@ -70,6 +64,14 @@ pub async fn run(dir: &Path) -> Result<()> {
     // The line the node agent waits for.
     println!("{READY}{port}");
 
+    let reachable = config
+        .peers
+        .iter()
+        .filter(|p| p.endpoint.is_some())
+        .map(|p| key(&p.public_key).map(PublicKey::from))
+        .collect::<Result<Vec<_>>>()?;
+    let mut meet = Box::pin(meet_peers(&device, reachable));
+    let mut met = false;
     let (mut hup, mut term, mut int) = (
         signal(SignalKind::hangup())?,
         signal(SignalKind::terminate())?,
@@ -77,6 +79,7 @@ pub async fn run(dir: &Path) -> Result<()> {
     );
     loop {
         tokio::select! {
+            () = &mut meet, if !met => met = true,
             _ = hup.recv() => match reload(&device, &config, dir).await {
                 Ok(new) => config = new,
                 Err(e) => tracing::error!("keeping the running config: {e:#}"),
@@ -85,8 +88,21 @@ pub async fn run(dir: &Path) -> Result<()> {
             _ = int.recv() => break,
         }
     }
+    drop(meet);
     device.stop().await;
     Ok(())
+}
+
+/// Starts a handshake with every peer that has an endpoint, waiting a little for each: a
+/// restarted device's peers may still hold sessions it forgot, and would otherwise notice only when
+/// those time out (15 s). Runs beside the device, so an absent peer holds nothing up.
+async fn meet_peers(device: &Wg, peers: Vec<PublicKey>) {
+    for peer in &peers {
+        let met = tokio::time::timeout(HANDSHAKE_WAIT, device.force_handshake(peer)).await;
+        if let Ok(Err(e)) = met {
+            tracing::warn!("no handshake with a peer: {e}");
+        }
+    }
 }
 
 /// Applies the run directory's config as it is now to the running device.
@@ -97,19 +113,37 @@ async fn reload(device: &Wg, old: &Config, dir: &Path) -> Result<Config> {
     {
         bail!("only peers and the port change in place: restart znet for the rest");
     }
-    let wanted = peers(&new)?;
-    let keys: Vec<PublicKey> = wanted.iter().map(|p| p.public_key).collect();
-    let gone: Vec<PublicKey> = peers(old)?
-        .into_iter()
-        .map(|p| p.public_key)
-        .filter(|k| !keys.contains(k))
-        .collect();
+    let changes = peer_changes(old, &new);
+    let gone = changes
+        .removed
+        .iter()
+        .map(|k| key(k).map(PublicKey::from))
+        .collect::<Result<Vec<_>>>()?;
+    let added = changes.added.iter().map(peer).collect::<Result<Vec<_>>>()?;
+    let changed = changes
+        .changed
+        .iter()
+        .map(peer)
+        .collect::<Result<Vec<_>>>()?;
     device
         .write(async |d| {
             for k in &gone {
                 d.remove_peer(k).await;
             }
-            d.add_or_update_peers(wanted).await;
+            d.add_peers(added);
+            for p in changed {
+                // A peer that dials in keeps the endpoint it roamed to: overwriting it with none
+                // would cut it off until its next keepalive.
+                d.modify_peer(&p.public_key, |m| {
+                    m.clear_allowed_ips();
+                    m.add_allowed_ips(p.allowed_ips.iter().copied());
+                    m.set_keepalive(p.keepalive);
+                    if p.endpoint.is_some() {
+                        m.set_endpoint(p.endpoint);
+                    }
+                })
+                .await;
+            }
             if new.listen_port != 0 {
                 d.set_listen_port(new.listen_port);
             }

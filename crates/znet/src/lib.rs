@@ -126,6 +126,37 @@ pub fn route_changes(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     )
 }
 
+/// How the peers change from config `old` to `new`: the public keys gone, the peers new, and
+/// the peers whose entry changed. Peers whose entry is the same are in none: their sessions, and
+/// the endpoint they roamed to, are left alone.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PeerChanges {
+    pub removed: Vec<String>,
+    pub added: Vec<PeerConfig>,
+    pub changed: Vec<PeerConfig>,
+}
+
+pub fn peer_changes(old: &Config, new: &Config) -> PeerChanges {
+    let before = |key: &str| old.peers.iter().find(|p| p.public_key == key);
+    let mut changes = PeerChanges {
+        removed: old
+            .peers
+            .iter()
+            .filter(|p| !new.peers.iter().any(|n| n.public_key == p.public_key))
+            .map(|p| p.public_key.clone())
+            .collect(),
+        ..PeerChanges::default()
+    };
+    for p in &new.peers {
+        match before(&p.public_key) {
+            None => changes.added.push(p.clone()),
+            Some(o) if o != p => changes.changed.push(p.clone()),
+            Some(_) => {}
+        }
+    }
+    changes
+}
+
 /// A 32-byte key from its standard base64.
 pub fn key(text: &str) -> Result<[u8; 32]> {
     let bytes = STANDARD
@@ -203,6 +234,21 @@ mod tests {
         let (gone, added) = route_changes(&old, &new);
         assert_eq!(gone, ["10.3.3.0/24", "100.64.3.3/32"]);
         assert_eq!(added, ["10.3.4.0/24", "10.3.9.0/24"]);
+    }
+
+    #[test]
+    fn only_changed_peers_are_touched() {
+        let old = config(vec![peer(1, &["10.3.2.0/24"]), peer(2, &["10.3.3.0/24"])]);
+        let mut moved = peer(2, &["10.3.3.0/24", "10.3.9.0/24"]);
+        moved.keepalive = Some(25);
+        let new = config(vec![peer(1, &["10.3.2.0/24"]), moved.clone(), peer(3, &[])]);
+        let changes = peer_changes(&old, &new);
+        assert_eq!(changes.changed, vec![moved]);
+        assert_eq!(changes.added, vec![peer(3, &[])]);
+        assert!(changes.removed.is_empty());
+        let gone = peer_changes(&new, &old);
+        assert_eq!(gone.removed, vec![key_text(&[3; 32])]);
+        assert_eq!(peer_changes(&old, &old), PeerChanges::default());
     }
 
     #[test]
