@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use zgw::route::Route;
 
-use super::network::ip_output as ip;
+use znet::ip;
 use super::{alive as ours, recorded_pid};
 
 use crate::limits::{GATEWAY_START_TIMEOUT, GATEWAY_STOP_TIMEOUT};

@@ -19,23 +19,7 @@ use super::{Op, Primitive, Target, nothing};
 use crate::store::Local;
 
 fn ip(args: &[&str]) -> Result<()> {
-    ip_output(args).map(drop)
-}
-
-/// Runs `ip` with `args`; its output, or an error with what it said.
-pub(crate) fn ip_output(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    znet::ip(args).map(drop)
 }
 
 fn netns_exists(name: &str) -> bool {
