@@ -273,6 +273,20 @@ impl ZosProcess {
         self.child = Some(child);
     }
 
+    /// Starts the agent again knowing its host's LAN interface as the farm's public network
+    /// (`--public-iface`), so it can serve gateways and public IPs there.
+    pub fn serve_public(&mut self) {
+        let iface = self
+            .host
+            .as_ref()
+            .expect("an agent on a host")
+            .iface
+            .clone();
+        self.kill9();
+        self.args.extend(["--public-iface".to_string(), iface]);
+        self.restart();
+    }
+
     /// Kills the agent with SIGKILL (the 0-db server it started keeps running, as on a real node).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

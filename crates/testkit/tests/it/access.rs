@@ -27,7 +27,6 @@ const CAPACITY: &str = "cru=4,mru=8G,sru=100G,hru=50G";
 /// of the LAN. Dropped in field order: the agents and what they run, the hub, the chain, the LAN.
 struct LanGrid {
     /// Agents started again with a public interface (their nodes are in `nodes`).
-    gateways: Vec<Guard>,
     nodes: Vec<ZosProcess>,
     _hub: Guard,
     grid: Grid,
@@ -49,7 +48,6 @@ impl LanGrid {
         let (hub, addr, hash) = serve_busybox(&grid, &lan.here());
         ok(grid.cli(&["--key", "//Bob", "twin", "create"]));
         LanGrid {
-            gateways: Vec::new(),
             nodes: Vec::new(),
             _hub: hub,
             grid,
@@ -71,26 +69,10 @@ impl LanGrid {
     }
 
     /// Node `id` on `host` as a farmer runs a gateway: its agent knows the interface on the farm's
-    /// public network (its LAN interface), where it puts its public config's address. (testkit's
-    /// agents take no `--public-iface`: the registered node's agent is started again with it.)
+    /// public network (its LAN interface), where it puts its public config's address.
     async fn gateway_node(&mut self, id: NodeId, host: &Host) {
         self.node(id, host).await;
-        let node = self.nodes.last_mut().unwrap();
-        node.kill9();
-        let log = std::fs::File::create(node.data_dir.join("gateway-agent.log")).unwrap();
-        let agent = host
-            .command(testkit::bin("zos"))
-            .args(["--chain", &self.grid.chain.rpc_url(), "--farm", "1"])
-            .args(["--capacity", CAPACITY, "--data-dir"])
-            .arg(&node.data_dir)
-            .arg("--zdb-bin")
-            .arg(testkit::bin("zdb"))
-            .args(["--host", &host.ip, "--public-iface", &host.iface])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.gateways.push(Guard(agent));
+        self.nodes.last_mut().unwrap().serve_public();
     }
 
     /// The farmer (Alice) gives node `id` a public config: `ip4` (gateway `.1`), and `domain`.
