@@ -62,7 +62,7 @@ pub fn run(
         let _ = std::fs::remove_file(zdb_dir.join("pid"));
     }
     // Networks no contract holds any more (their agent stopped mid-way) still have their process.
-    if let Err(e) = Overlay::teardown(&networks.overlay_dir()) {
+    if let Err(e) = Overlay::teardown(networks.overlay_dir()) {
         failures += 1;
         eprintln!("zos: stopping the networks' WireGuard devices: {e:#}");
     }

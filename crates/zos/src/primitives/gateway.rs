@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use zgw::route::Route;
 
+use super::{alive as ours, recorded_pid, signal, stop_service};
 use znet::ip;
-use super::{alive as ours, recorded_pid};
 
 use crate::limits::{GATEWAY_START_TIMEOUT, GATEWAY_STOP_TIMEOUT};
 
@@ -28,11 +28,6 @@ fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_owned())
-}
-
-fn signal(pid: u32, signal: rustix::process::Signal) -> Result<()> {
-    let pid = rustix::process::Pid::from_raw(pid as i32).context("a zero PID")?;
-    rustix::process::kill_process(pid, signal).context("signalling zgw")
 }
 
 impl Gateway {
@@ -107,7 +102,7 @@ impl Gateway {
             None => recorded_pid(&self.dir.join("pid")),
         };
         match pid.filter(|pid| ours(*pid, &self.dir)) {
-            Some(pid) => signal(pid, rustix::process::Signal::HUP),
+            Some(pid) => signal(pid, rustix::process::Signal::HUP, "zgw"),
             None => {
                 self.running = None;
                 Ok(())
@@ -141,7 +136,7 @@ impl Gateway {
                 return self.reload();
             }
             // The public config changed: serve on the new address.
-            let _ = signal(pid, rustix::process::Signal::TERM);
+            let _ = signal(pid, rustix::process::Signal::TERM, "zgw");
         }
         self.put_address(cidr, iface)?;
         let routes = self.routes();
@@ -210,15 +205,7 @@ impl Gateway {
         if let Some(pid) = recorded_pid(&dir.join("pid"))
             && ours(pid, dir)
         {
-            signal(pid, rustix::process::Signal::TERM)?;
-            let deadline = std::time::Instant::now() + GATEWAY_STOP_TIMEOUT;
-            while ours(pid, dir) {
-                if std::time::Instant::now() > deadline {
-                    signal(pid, rustix::process::Signal::KILL)?;
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+            stop_service(pid, dir, GATEWAY_STOP_TIMEOUT, "zgw")?;
         }
         if let Some(added) = read_trimmed(&dir.join("added-address"))
             && let Some((cidr, iface)) = added.split_once(' ')

@@ -120,6 +120,25 @@ pub(crate) fn alive(pid: u32, dir: &Path) -> bool {
     })
 }
 
+/// Sends `signal` to process `pid`, a service named `name` in the error.
+pub(crate) fn signal(pid: u32, signal: rustix::process::Signal, name: &str) -> Result<()> {
+    let pid = rustix::process::Pid::from_raw(pid as i32).context("a zero PID")?;
+    rustix::process::kill_process(pid, signal).with_context(|| format!("signalling {name}"))
+}
+
+/// Stops service `pid`, started for `dir`: TERM, then KILL if it is still there after `timeout`.
+pub(crate) fn stop_service(pid: u32, dir: &Path, timeout: Duration, name: &str) -> Result<()> {
+    signal(pid, rustix::process::Signal::TERM, name)?;
+    let deadline = std::time::Instant::now() + timeout;
+    while alive(pid, dir) {
+        if std::time::Instant::now() > deadline {
+            return signal(pid, rustix::process::Signal::KILL, name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// Empties a machine's console log once it grows past [`MACHINE_LOG_BYTES_MAX`] (its writer
 /// appends, so it goes on at the new end): what a machine prints cannot fill the node's disk.
 pub(crate) fn cap_log(log: &Path) {

@@ -80,7 +80,7 @@ impl Networks {
         host: &str,
         outbound_nat: bool,
     ) -> Networks {
-        self.overlay = Overlay::new(bin, self.overlay_dir());
+        self.overlay = Overlay::new(bin, self.overlay_dir().to_owned());
         self.host = host.to_owned();
         self.outbound_nat = outbound_nat;
         self
@@ -93,8 +93,8 @@ impl Networks {
     }
 
     /// Where the `znet` processes keep their run directories.
-    pub fn overlay_dir(&self) -> std::path::PathBuf {
-        std::path::Path::new(&self.node).join("networks")
+    pub fn overlay_dir(&self) -> &std::path::Path {
+        self.overlay.dir()
     }
 
     /// The name of network `id`'s WireGuard device.
@@ -163,7 +163,7 @@ impl Networks {
             uplink::sysctl(Some(&ns), &format!("net.ipv6.conf.{conf}.disable_ipv6=1"))?;
         }
         if self.outbound_nat {
-            uplink::ensure(&self.overlay_dir(), &ns, &self.name("u-", id))?;
+            uplink::ensure(self.overlay_dir(), &ns, &self.name("u-", id))?;
         }
         Ok(())
     }

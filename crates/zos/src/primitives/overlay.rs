@@ -14,7 +14,7 @@ use rustix::process::Signal;
 use tfgrid_types::deployment::Network;
 use znet::{Config, HIDDEN_KEEPALIVE, PeerConfig};
 
-use super::{alive, recorded_pid, start_service};
+use super::{alive, recorded_pid, signal, start_service, stop_service};
 
 /// How long `znet` may take to come up.
 const ZNET_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,6 +82,11 @@ impl Overlay {
         Overlay { bin, dir }
     }
 
+    /// Where the run directories are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn run_dir(&self, netns: &str) -> PathBuf {
         self.dir.join(netns)
     }
@@ -118,10 +123,10 @@ impl Overlay {
                 let mut config = config.clone();
                 config.listen_port = self.port(&config.netns);
                 config.store(&dir)?;
-                signal(pid, Signal::HUP)?;
+                signal(pid, Signal::HUP, "znet")?;
                 return Ok(config.listen_port);
             }
-            stop(pid, &dir)?;
+            stop_service(pid, &dir, ZNET_STOP_TIMEOUT, "znet")?;
         }
         self.start(config).await
     }
@@ -172,7 +177,7 @@ impl Overlay {
 
     fn remove_run_dir(dir: &Path) -> Result<()> {
         if let Some(pid) = recorded_pid(&dir.join("pid")).filter(|pid| alive(*pid, dir)) {
-            stop(pid, dir)?;
+            stop_service(pid, dir, ZNET_STOP_TIMEOUT, "znet")?;
         }
         match std::fs::remove_dir_all(dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
@@ -187,25 +192,6 @@ impl Overlay {
         }
         Ok(())
     }
-}
-
-fn signal(pid: u32, signal: Signal) -> Result<()> {
-    let pid = rustix::process::Pid::from_raw(pid as i32).context("a zero PID")?;
-    rustix::process::kill_process(pid, signal).context("signalling znet")
-}
-
-/// Stops the `znet` of run directory `dir`, killing it if it lingers.
-fn stop(pid: u32, dir: &Path) -> Result<()> {
-    signal(pid, Signal::TERM)?;
-    let deadline = std::time::Instant::now() + ZNET_STOP_TIMEOUT;
-    while alive(pid, dir) {
-        if std::time::Instant::now() > deadline {
-            signal(pid, Signal::KILL)?;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

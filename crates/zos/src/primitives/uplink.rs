@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use hostnet::run_in;
 use znet::ip;
 
 /// The /30s the networks' uplinks take, `100.127.0.0/16`.
@@ -98,7 +99,7 @@ pub fn ensure(root: &Path, ns: &str, outer: &str) -> Result<()> {
 /// Masquerades what matches `selector` on its way out of namespace `ns` (the node's own when
 /// `None`), once: a table `zos_nat` holds the rule.
 fn masquerade(ns: Option<&str>, selector: &str) -> Result<()> {
-    let listed = in_ns(ns, "nft", &["list", "table", "ip", "zos_nat"], None);
+    let listed = run_in(ns, "nft", &["list", "table", "ip", "zos_nat"], None);
     if listed.is_ok() {
         return Ok(());
     }
@@ -106,17 +107,13 @@ fn masquerade(ns: Option<&str>, selector: &str) -> Result<()> {
         "table ip zos_nat {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n  \
          {selector} masquerade\n }}\n}}\n"
     );
-    in_ns(ns, "nft", &["-f", "-"], Some(&rules))
+    run_in(ns, "nft", &["-f", "-"], Some(&rules))
         .context("masquerading a network's traffic (is nftables installed?)")
 }
 
 /// Sets a kernel parameter in namespace `ns` (the node's own when `None`).
 pub fn sysctl(ns: Option<&str>, setting: &str) -> Result<()> {
-    in_ns(ns, "sysctl", &["-qw", setting], None)
-}
-
-fn in_ns(ns: Option<&str>, program: &str, args: &[&str], input: Option<&str>) -> Result<()> {
-    Ok(hostnet::run_in(ns, program, args, input)?)
+    Ok(run_in(ns, "sysctl", &["-qw", setting], None)?)
 }
 
 #[cfg(test)]
