@@ -1,21 +1,30 @@
-//! The typed client: one WebSocket connection for calls and subscriptions, and the steps every
-//! writer needs: pick the nonce, sign, dry-run (so a failing call costs nothing), submit, and follow
-//! the transaction until a finalized block holds it.
+//! The typed client: one WebSocket connection for calls and subscriptions, made through a list of
+//! endpoints of one chain (the first that answers, and after a failure the next round the list),
+//! and the steps every writer needs: pick the nonce, sign, dry-run (so a failing call costs
+//! nothing), submit, and follow the transaction until a finalized block holds it, across a lost
+//! connection.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use jsonrpsee::core::client::{Error as RpcError, Subscription};
-use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use jsonrpsee::ws_client::{PingConfig, WsClient, WsClientBuilder};
 use tfchain_runtime::{Call, EventRecord, Header, Transaction};
 use tfgrid_types::{Balance, Hash32, Keypair};
 use thiserror::Error;
 
-use crate::api::{TfchainApiClient, TxStatus};
+use crate::api::{ChainStatus, TfchainApiClient, TxStatus};
+use crate::endpoints::{self, Attempt, Backoff};
+use crate::limits::{ENDPOINT_CONNECT_TIMEOUT, PING_INTERVAL, REQUEST_TIMEOUT, SILENCE_MAX};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("cannot reach the chain at {url}: {reason}")]
-    Connect { url: String, reason: String },
+    /// No endpoint of the list answered for the client's chain; each one tried says why.
+    #[error("{}", endpoints::describe(attempts))]
+    Connect { attempts: Vec<Attempt> },
+    /// The endpoint list itself is wrong (empty, too long).
+    #[error("the endpoint list {list:?} {reason}")]
+    Endpoints { list: String, reason: String },
     /// The node refused the request; its message says why.
     #[error("{0}")]
     Rejected(String),
@@ -49,43 +58,103 @@ pub struct Included {
     pub events: Vec<EventRecord>,
 }
 
+/// A connection to one chain through a list of its nodes' endpoints. When the connection is lost,
+/// [`ensure_connected`](Client::ensure_connected) makes it again through the list, starting after
+/// the endpoint that failed; [`rpc`](Client::rpc) is the connection of the moment.
 #[derive(Debug)]
 pub struct Client {
-    rpc: WsClient,
+    endpoints: Vec<String>,
+    /// The chain's, from the first endpoint that answered: an endpoint of another chain is refused.
     genesis_hash: Hash32,
+    state: Mutex<State>,
+    /// Held while connecting again, so that tasks that see the loss together make one connection.
+    reconnecting: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct State {
+    rpc: Arc<WsClient>,
+    /// The index of `rpc`'s endpoint in the list.
+    current: usize,
+    /// Which endpoints failed at their last try (they are tried after the others).
+    failed: Vec<bool>,
 }
 
 /// How long `execute` waits for inclusion.
 pub const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Client {
-    /// Connects to `url` (`ws://127.0.0.1:9944`; an `http://` URL is taken as its WebSocket twin).
-    pub async fn connect(url: &str) -> Result<Client, ClientError> {
-        let ws_url = url
-            .replacen("http://", "ws://", 1)
-            .replacen("https://", "wss://", 1);
-        let connect_error = |reason: String| ClientError::Connect {
-            url: url.to_owned(),
+    /// Connects to the first endpoint of `list` that answers: one URL (`ws://127.0.0.1:9944`; an
+    /// `http://` URL is taken as its WebSocket twin) or several of one chain, comma-separated
+    /// (`ws://a:9944,ws://b:9944`). Each is given [`ENDPOINT_CONNECT_TIMEOUT`] to answer
+    /// `chain_status`; the error names every endpoint tried and why each failed.
+    pub async fn connect(list: &str) -> Result<Client, ClientError> {
+        let endpoints = endpoints::parse(list).map_err(|reason| ClientError::Endpoints {
+            list: list.to_owned(),
             reason,
-        };
-        let rpc = WsClientBuilder::default()
-            .request_timeout(Duration::from_secs(60))
-            .build(&ws_url)
-            .await
-            .map_err(|e| connect_error(e.to_string()))?;
-        let status = rpc
-            .status()
-            .await
-            .map_err(|e| connect_error(e.to_string()))?;
+        })?;
+        let mut failed = vec![false; endpoints.len()];
+        let (current, rpc, status) = connect_round(&endpoints, 0, &mut failed, None).await?;
         Ok(Client {
-            rpc,
+            endpoints,
             genesis_hash: status.genesis_hash,
+            state: Mutex::new(State {
+                rpc: Arc::new(rpc),
+                current,
+                failed,
+            }),
+            reconnecting: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The raw API: every method of [`TfchainApiClient`].
-    pub fn rpc(&self) -> &WsClient {
-        &self.rpc
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every critical section is an assignment or a read: a panic elsewhere leaves it whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The raw API of the connection of the moment: every method of [`TfchainApiClient`]. After
+    /// the connection is lost, calls fail with [`ClientError::Transport`] until
+    /// [`ensure_connected`](Self::ensure_connected) has made a new one.
+    pub fn rpc(&self) -> Arc<WsClient> {
+        self.state().rpc.clone()
+    }
+
+    /// The endpoint the connection of the moment goes to.
+    pub fn endpoint(&self) -> String {
+        self.endpoints[self.state().current].clone()
+    }
+
+    /// Every endpoint of the list, in its order.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// Makes the connection again if it was lost (the node closed it, died, or went silent for
+    /// [`SILENCE_MAX`]): round the list from the endpoint after the one that failed, those that
+    /// failed at their last try at the end, refusing an endpoint of another chain. Does nothing
+    /// while the connection is open, so every user of a shared client may call it before its work.
+    pub async fn ensure_connected(&self) -> Result<(), ClientError> {
+        if self.rpc().is_connected() {
+            return Ok(());
+        }
+        let _one = self.reconnecting.lock().await;
+        let (current, mut failed) = {
+            let state = self.state();
+            if state.rpc.is_connected() {
+                // Another task made it again while this one waited.
+                return Ok(());
+            }
+            (state.current, state.failed.clone())
+        };
+        let start = endpoints::after(current, self.endpoints.len());
+        let made =
+            connect_round(&self.endpoints, start, &mut failed, Some(self.genesis_hash)).await;
+        let mut state = self.state();
+        state.failed = failed;
+        let (current, rpc, _) = made?;
+        state.rpc = Arc::new(rpc);
+        state.current = current;
+        Ok(())
     }
 
     pub fn genesis_hash(&self) -> Hash32 {
@@ -94,7 +163,7 @@ impl Client {
 
     /// Signs `call` with the account's next nonce (counting pending transactions).
     pub async fn sign(&self, key: &Keypair, call: Call) -> Result<String, ClientError> {
-        let account = self.rpc.account(key.account()).await?;
+        let account = self.rpc().account(key.account()).await?;
         let tx = Transaction {
             signer: key.account(),
             nonce: account.next_nonce,
@@ -107,37 +176,90 @@ impl Client {
     /// Submits a call without waiting; returns the transaction hash.
     pub async fn submit(&self, key: &Keypair, call: Call) -> Result<Hash32, ClientError> {
         let tx = self.sign(key, call).await?;
-        Ok(self.rpc.submit(tx).await?)
+        Ok(self.rpc().submit(tx).await?)
     }
 
     /// Runs a call to completion: refuses it before paying anything if a dry run fails, then
-    /// submits it and waits for a finalized block to hold it.
+    /// submits it and waits for a finalized block to hold it. Should the connection be lost while
+    /// it waits, the transaction is submitted again on the next one (the node there may not hold
+    /// it; a copy it holds already is refused, harmlessly).
     pub async fn execute(&self, key: &Keypair, call: Call) -> Result<Included, ClientError> {
         let tx = self.sign(key, call).await?;
-        let dry = self.rpc.dry_run(tx.clone()).await?;
+        let rpc = self.rpc();
+        let dry = rpc.dry_run(tx.clone()).await?;
         if let Some(error) = dry.error {
             return Err(ClientError::CallFailed(error));
         }
-        let mut heads = self.rpc.subscribe_finalized_heads().await?;
-        let hash = self.rpc.submit(tx).await?;
-        self.wait_with(hash, &mut heads, INCLUSION_TIMEOUT).await
+        let heads = rpc.subscribe_finalized_heads().await?;
+        let hash = rpc.submit(tx.clone()).await?;
+        self.follow(hash, Some(&tx), Some(heads), INCLUSION_TIMEOUT)
+            .await
     }
 
-    /// Waits until a finalized block holds the transaction.
+    /// Waits until a finalized block holds the transaction, across lost connections.
     pub async fn wait(&self, hash: Hash32, timeout: Duration) -> Result<Included, ClientError> {
-        let mut heads = self.rpc.subscribe_finalized_heads().await?;
-        self.wait_with(hash, &mut heads, timeout).await
+        self.follow(hash, None, None, timeout).await
     }
 
+    /// Follows a transaction until a finalized block holds it, for at most `timeout`. A lost
+    /// connection is made again through the list (pausing between rounds) and the wait goes on
+    /// there, submitting `tx` again if given. At the deadline the error is the last failure to
+    /// connect, if the connection was lost, or else [`ClientError::Timeout`].
+    async fn follow(
+        &self,
+        hash: Hash32,
+        tx: Option<&str>,
+        mut heads: Option<Subscription<Header>>,
+        timeout: Duration,
+    ) -> Result<Included, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut backoff = Backoff::default();
+        let mut lost = None;
+        loop {
+            let attempt = async {
+                let mut heads = match heads.take() {
+                    Some(heads) => heads,
+                    None => self.resume(tx).await?,
+                };
+                self.wait_with(hash, &mut heads).await
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Err(_) => return Err(lost.unwrap_or(ClientError::Timeout(hash, timeout))),
+                Ok(Err(e @ (ClientError::Transport(_) | ClientError::Connect { .. }))) => {
+                    lost = Some(e);
+                }
+                Ok(done) => return done,
+            }
+            let pause = tokio::time::Instant::now() + backoff.next_delay();
+            tokio::time::sleep_until(pause.min(deadline)).await;
+        }
+    }
+
+    /// The start of a wait on a connection made again if it was lost: a head subscription, and
+    /// `tx` submitted again if given (refused, harmlessly, where the node holds it already).
+    async fn resume(&self, tx: Option<&str>) -> Result<Subscription<Header>, ClientError> {
+        self.ensure_connected().await?;
+        let rpc = self.rpc();
+        let heads = rpc.subscribe_finalized_heads().await?;
+        if let Some(tx) = tx {
+            match rpc.submit(tx.to_owned()).await {
+                Ok(_) | Err(RpcError::Call(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(heads)
+    }
+
+    /// Checks the transaction's status at every finalized head until it is in a block or dropped;
+    /// a head subscription that ends is a lost connection.
     async fn wait_with(
         &self,
         hash: Hash32,
         heads: &mut Subscription<Header>,
-        timeout: Duration,
     ) -> Result<Included, ClientError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let rpc = self.rpc();
         loop {
-            match self.rpc.tx_status(hash).await? {
+            match rpc.tx_status(hash).await? {
                 TxStatus::Included {
                     height,
                     block_hash,
@@ -160,16 +282,73 @@ impl Client {
                 TxStatus::Dropped { reason } => return Err(ClientError::Dropped(reason)),
                 TxStatus::Pending | TxStatus::Unknown => {}
             }
-            match tokio::time::timeout_at(deadline, heads.next()).await {
-                Err(_) => return Err(ClientError::Timeout(hash, timeout)),
-                Ok(None) => {
+            match heads.next().await {
+                None => {
                     return Err(ClientError::Transport(
                         "the head subscription closed".into(),
                     ));
                 }
-                Ok(Some(Err(e))) => return Err(ClientError::Transport(e.to_string())),
-                Ok(Some(Ok(_))) => {}
+                Some(Err(e)) => return Err(ClientError::Transport(e.to_string())),
+                Some(Ok(_)) => {}
             }
         }
     }
+}
+
+/// Tries the endpoints once each, in [`endpoints::attempt_order`] from `start`, and keeps the
+/// first that answers for the chain `genesis` (any chain when `None`); marks in `failed` each
+/// endpoint tried. The error names every endpoint tried and why it was not taken.
+async fn connect_round(
+    endpoints: &[String],
+    start: usize,
+    failed: &mut [bool],
+    genesis: Option<Hash32>,
+) -> Result<(usize, WsClient, ChainStatus), ClientError> {
+    let mut attempts = Vec::new();
+    for i in endpoints::attempt_order(start, failed) {
+        let endpoint = &endpoints[i];
+        let reason = match answer(endpoint).await {
+            Ok((_, status)) if genesis.is_some_and(|g| g != status.genesis_hash) => {
+                other_chain(status.genesis_hash, genesis)
+            }
+            Ok((rpc, status)) => {
+                failed[i] = false;
+                return Ok((i, rpc, status));
+            }
+            Err(reason) => reason,
+        };
+        failed[i] = true;
+        attempts.push(Attempt {
+            endpoint: endpoint.clone(),
+            reason,
+        });
+    }
+    Err(ClientError::Connect { attempts })
+}
+
+fn other_chain(answered: Hash32, expected: Option<Hash32>) -> String {
+    let expected = expected.map_or("none".into(), |g| g.to_string());
+    format!("serves another chain: genesis {answered} where this client's chain has {expected}")
+}
+
+/// A connection to `endpoint` and its `chain_status`, within [`ENDPOINT_CONNECT_TIMEOUT`].
+async fn answer(endpoint: &str) -> Result<(WsClient, ChainStatus), String> {
+    let connect = async {
+        let rpc = WsClientBuilder::default()
+            .connection_timeout(ENDPOINT_CONNECT_TIMEOUT)
+            .request_timeout(REQUEST_TIMEOUT)
+            .enable_ws_ping(
+                PingConfig::new()
+                    .ping_interval(PING_INTERVAL)
+                    .inactive_limit(SILENCE_MAX),
+            )
+            .build(endpoint)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = rpc.status().await.map_err(|e| e.to_string())?;
+        Ok((rpc, status))
+    };
+    tokio::time::timeout(ENDPOINT_CONNECT_TIMEOUT, connect)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {ENDPOINT_CONNECT_TIMEOUT:?}")))
 }

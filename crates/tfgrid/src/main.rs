@@ -17,7 +17,8 @@ use tfchain_client::ClientError;
 #[derive(Parser, Debug)]
 #[command(version, about = "The ThreeFold Grid command line")]
 pub struct Cli {
-    /// The chain's RPC endpoint.
+    /// The chain's RPC endpoint, or a comma-separated list of one chain's endpoints to fail over
+    /// through (ws://a:9944,ws://b:9944).
     #[arg(
         long,
         global = true,
@@ -382,17 +383,22 @@ async fn main() {
     }
 }
 
-/// An error as the one line the user reads: a chain that cannot be reached is said once, with how
-/// to start a local one; otherwise the causes, outermost first.
+/// An error as the one line the user reads: a chain that cannot be reached is said once, naming
+/// each endpoint tried, with how to start a local one when every endpoint is on this machine;
+/// otherwise the causes, outermost first.
 fn error_line(error: &anyhow::Error) -> String {
     let unreachable = error.chain().find_map(|cause| match cause.downcast_ref() {
-        Some(ClientError::Connect { url, reason }) => Some((url, reason)),
+        Some(e @ ClientError::Connect { attempts }) => Some((e, attempts)),
         _ => None,
     });
     match unreachable {
-        Some((url, reason)) => {
-            let mut line = format!("cannot reach the chain at {url}: {reason}");
-            if let Some(port) = loopback_port(url) {
+        Some((connect, attempts)) => {
+            let mut line = connect.to_string();
+            let ports: Option<Vec<u16>> = attempts
+                .iter()
+                .map(|a| loopback_port(&a.endpoint))
+                .collect();
+            if let Some(&port) = ports.as_deref().and_then(<[u16]>::first) {
                 line.push_str("; start a local grid with `tfgrid up");
                 if port != up::RPC_PORT {
                     line.push_str(&format!(" --rpc-port {port}"));
@@ -440,30 +446,45 @@ mod tests {
         assert_eq!(error_line(&error), expect);
     }
 
-    fn connect(url: &str) -> anyhow::Error {
-        ClientError::Connect {
-            url: url.into(),
-            reason: "Connection refused (os error 111)".into(),
-        }
-        .into()
+    fn connect(urls: &[&str]) -> anyhow::Error {
+        let attempts = urls
+            .iter()
+            .map(|url| tfchain_client::Attempt {
+                endpoint: url.to_string(),
+                reason: "Connection refused (os error 111)".into(),
+            })
+            .collect();
+        ClientError::Connect { attempts }.into()
     }
 
     #[test]
     fn lines() {
         check(
-            connect("ws://127.0.0.1:9944").context("connecting to the chain"),
+            connect(&["ws://127.0.0.1:9944"]).context("connecting to the chain"),
             "cannot reach the chain at ws://127.0.0.1:9944: Connection refused (os error 111); \
              start a local grid with `tfgrid up`, or point --rpc at a running chain",
         );
         check(
-            connect("http://localhost:19944/"),
-            "cannot reach the chain at http://localhost:19944/: Connection refused (os error \
+            connect(&["ws://localhost:19944/"]),
+            "cannot reach the chain at ws://localhost:19944/: Connection refused (os error \
              111); start a local grid with `tfgrid up --rpc-port 19944`, or point --rpc at a \
              running chain",
         );
         check(
-            connect("wss://tfchain.grid.tf:443"),
+            connect(&["wss://tfchain.grid.tf:443"]),
             "cannot reach the chain at wss://tfchain.grid.tf:443: Connection refused (os error 111)",
+        );
+        // Every endpoint of a list is named; the local hint only when all are on this machine.
+        check(
+            connect(&["ws://127.0.0.1:9944", "ws://10.0.0.2:9944"]),
+            "cannot reach the chain at any of its 2 endpoints: ws://127.0.0.1:9944: Connection \
+             refused (os error 111); ws://10.0.0.2:9944: Connection refused (os error 111)",
+        );
+        check(
+            connect(&["ws://127.0.0.1:9945", "ws://[::1]:9944"]),
+            "cannot reach the chain at any of its 2 endpoints: ws://127.0.0.1:9945: Connection \
+             refused (os error 111); ws://[::1]:9944: Connection refused (os error 111); start a \
+             local grid with `tfgrid up --rpc-port 9945`, or point --rpc at a running chain",
         );
         // A step that says its cause is not followed by the cause again.
         let step = anyhow::anyhow!("reading x: no such file").context("loading");
