@@ -131,6 +131,14 @@ pub enum DispatchError {
     #[error("too many open motions (at most {max})", max = crate::limits::MOTIONS_MAX)]
     TooManyMotions,
 
+    // Validators.
+    #[error("the validator set cannot be empty")]
+    NoValidators,
+    #[error("account {0} is twice in the validator set")]
+    DuplicateValidator(AccountId),
+    #[error("a validator set of {0} accounts, at most {max} allowed", max = crate::limits::VALIDATORS_MAX)]
+    TooManyValidators(usize),
+
     // Contracts.
     #[error("contract {0} not found")]
     ContractNotFound(u64),

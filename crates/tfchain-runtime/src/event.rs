@@ -212,6 +212,17 @@ pub enum Event {
         hash: Hash32,
     },
 
+    // Validators.
+    /// The council chose `validators` to decide blocks from `at_height` on.
+    ValidatorSetScheduled {
+        at_height: u64,
+        validators: Vec<AccountId>,
+    },
+    /// The scheduled set became the current one at this block.
+    ValidatorSetChanged {
+        validators: Vec<AccountId>,
+    },
+
     // Key-value store.
     EntrySet {
         account: AccountId,

@@ -1,5 +1,6 @@
-//! The genesis state of a chain: parameters, endowed accounts, the council, policies and settings. The
-//! dev genesis mirrors Substrate's dev chain: `//Alice` to `//Ferdie` funded, Alice the council.
+//! The genesis state of a chain: parameters, endowed accounts, the council, the validators, policies
+//! and settings. The dev genesis mirrors Substrate's dev chain: `//Alice` to `//Ferdie` funded, Alice
+//! the council and the one validator.
 
 use serde::{Deserialize, Serialize};
 use tfgrid_types::{AccountId, Balance, Hash32, Keypair, UNITS_PER_TFT};
@@ -11,9 +12,9 @@ use crate::event::Event;
 use crate::runtime::{Ctx, Origin, dispatch};
 use crate::state::State;
 use crate::table::Change;
-use crate::tfgrid;
 use crate::tx::Call;
 use crate::types::*;
+use crate::{tfgrid, validators};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
@@ -22,6 +23,8 @@ pub struct Genesis {
     pub params: ChainParams,
     pub balances: Vec<Endowment>,
     pub council: Council,
+    /// The accounts that decide blocks from block 1 on (the council changes them).
+    pub validators: Vec<AccountId>,
     pub pricing_policies: Vec<PricingTerms>,
     pub farming_policies: Vec<FarmingTerms>,
     pub grid_settings: GridSettings,
@@ -103,6 +106,7 @@ impl Genesis {
                 members: vec![dev_account("Alice")],
                 threshold: 1,
             },
+            validators: vec![dev_account("Alice")],
             pricing_policies: vec![PricingTerms {
                 name: "threefold_default_pricing_policy".into(),
                 su: gb(50_000),
@@ -149,9 +153,17 @@ impl Genesis {
                 reason: "must be at least one block",
             });
         }
+        validators::check(&self.validators)?;
         let mut state = State::new();
         state.params.insert((), self.params.clone());
         state.council.insert((), self.council.clone());
+        state.validator_set.insert(
+            (),
+            ValidatorSet {
+                current: self.validators.clone(),
+                scheduled: None,
+            },
+        );
         state.grid_settings.insert((), self.grid_settings.clone());
         state.total_issuance.insert((), 0);
         state.tft_price.insert((), self.tft_price.clone());
@@ -222,6 +234,7 @@ mod tests {
         assert_eq!(a.state.issuance(), 6 * 1_000_000_000 * UNITS_PER_TFT);
         assert_eq!(a.state.pricing_policies.len(), 1);
         assert_eq!(a.state.farming_policies.len(), 2);
+        assert_eq!(a.state.validators_at(1), vec![dev_account("Alice")]);
         // The change set rebuilds the same state.
         let mut reloaded = State::new();
         for change in &a.changes {
@@ -230,5 +243,12 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(reloaded.root(), a.state_root);
+    }
+
+    #[test]
+    fn a_genesis_without_validators_is_refused() {
+        let mut genesis = Genesis::dev();
+        genesis.validators.clear();
+        assert_eq!(genesis.build().err(), Some(DispatchError::NoValidators));
     }
 }

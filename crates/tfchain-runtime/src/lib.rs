@@ -1,5 +1,6 @@
 //! The TFChain ledger as a deterministic state machine. It owns the state (typed tables), the modules
-//! mirroring TFChain's pallets (balances, tfgrid, council, kvstore, smart-contract with billing), transactions, blocks and events.
+//! mirroring TFChain's pallets (balances, tfgrid, council, kvstore, smart-contract with billing,
+//! validator set), transactions, blocks and events.
 //! No IO, no clock, no randomness: time comes with each block, storage is whoever loads the tables.
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod table;
 pub mod tfgrid;
 pub mod tx;
 pub mod types;
+pub mod validators;
 
 #[cfg(test)]
 mod testing;

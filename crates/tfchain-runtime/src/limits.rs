@@ -38,6 +38,13 @@ pub const ZOS_VERSION_LEN_MAX: usize = 64;
 pub const COUNCIL_MEMBERS_MAX: usize = 100;
 pub const MOTIONS_MAX: usize = 100;
 pub const MOTION_DESCRIPTION_LEN_MAX: usize = 1024;
+/// Accounts in the validator set (as TFChain's validator set pallet).
+pub const VALIDATORS_MAX: usize = 100;
+/// Blocks between the block that changes the validator set and the first block the new set
+/// decides. A node learns the set for height h+1 when it commits block h; with a delay of one, the
+/// set chosen in block h would bind at h+1 before every validator had committed h. Two leaves a
+/// whole block for each validator to see the change before it binds.
+pub const VALIDATOR_SET_DELAY: u64 = 2;
 pub const KV_KEY_LEN_MAX: usize = 512;
 pub const KV_VALUE_LEN_MAX: usize = 2048;
 

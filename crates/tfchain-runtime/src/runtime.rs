@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::state::State;
 use crate::table::Change;
 use crate::tx::{Call, SignedTransaction};
-use crate::{balances, council, kvstore, smart_contract, tfgrid};
+use crate::{balances, council, kvstore, smart_contract, tfgrid, validators};
 
 /// Who makes a call: a signed account, or the council through an approved motion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, origin: Origin, call: &Call) -> Result<(), Di
         Call::Council(call) => council::dispatch(ctx, origin, call),
         Call::Kv(call) => kvstore::dispatch(ctx, origin, call),
         Call::SmartContract(call) => smart_contract::dispatch(ctx, origin, call),
+        Call::Validators(call) => validators::dispatch(ctx, origin, call),
     }
 }
 
@@ -98,7 +99,8 @@ impl Runtime {
         Runtime { state, open: None }
     }
 
-    /// Opens a block: runs what every block does before its transactions (billing, rewards).
+    /// Opens a block: runs what every block does before its transactions (a scheduled validator
+    /// set taking effect, billing, rewards).
     pub fn begin_block(&mut self, height: u64, timestamp_ms: u64) {
         assert!(self.open.is_none(), "a block is already open");
         let mut ctx = Ctx {
@@ -107,6 +109,7 @@ impl Runtime {
             now_s: timestamp_ms / 1000,
             events: Vec::new(),
         };
+        validators::on_initialize(&mut ctx);
         smart_contract::on_initialize(&mut ctx);
         let events = ctx
             .events

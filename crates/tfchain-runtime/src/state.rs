@@ -128,6 +128,7 @@ state! {
     deployment_states: ContractId => DeploymentState,
     twin_consumption: TwinId => Consumption,
     tft_price: () => TftPrice,
+    validator_set: () => ValidatorSet,
 }
 
 impl Default for State {
@@ -145,6 +146,18 @@ impl State {
 
     pub fn council(&self) -> &Council {
         self.council.get(&()).expect("genesis sets the council")
+    }
+
+    pub fn validator_set(&self) -> &ValidatorSet {
+        self.validator_set
+            .get(&())
+            .expect("genesis sets the validator set")
+    }
+
+    /// The accounts that decide block `height`, this state being the one after block `height - 1`:
+    /// the scheduled set from its height on, the current one before.
+    pub fn validators_at(&self, height: u64) -> Vec<AccountId> {
+        crate::validators::at_height(self.validator_set(), height).to_vec()
     }
 
     pub fn issuance(&self) -> Balance {

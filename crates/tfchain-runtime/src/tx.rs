@@ -8,7 +8,7 @@ use tfgrid_types::codec::{self, CodecError};
 use tfgrid_types::keys::{self, AccountId, Keypair, Signature};
 
 use crate::limits::TX_BYTES_MAX;
-use crate::{balances, council, kvstore, smart_contract, tfgrid};
+use crate::{balances, council, kvstore, smart_contract, tfgrid, validators};
 
 /// Every call of the ledger, by module.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -19,6 +19,7 @@ pub enum Call {
     Council(council::Call),
     Kv(kvstore::Call),
     SmartContract(smart_contract::Call),
+    Validators(validators::Call),
 }
 
 impl Call {
@@ -236,6 +237,8 @@ pub(crate) mod tests {
             any::<(u32, u32)>().prop_map(|(min_musd, max_musd)| {
                 smart_contract::Call::SetTftPriceBounds { min_musd, max_musd }.into()
             }),
+            prop::collection::vec(account(), 0..4)
+                .prop_map(|validators| validators::Call::SetValidators { validators }.into()),
         ]
     }
 
@@ -371,4 +374,4 @@ macro_rules! into_call {
         }
     )*};
 }
-into_call!(balances => Balances, tfgrid => Tfgrid, council => Council, kvstore => Kv, smart_contract => SmartContract);
+into_call!(balances => Balances, tfgrid => Tfgrid, council => Council, kvstore => Kv, smart_contract => SmartContract, validators => Validators);

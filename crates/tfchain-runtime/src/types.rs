@@ -1,6 +1,7 @@
 //! The entities the ledger stores: accounts, twins, farms and their public IPs, nodes, policies, the
-//! council and its motions. Field names follow TFChain's pallets. These are wire and disk formats: a
-//! change of a field is a change of the encoding, so the `version` fields say which one a value has.
+//! council and its motions, the validator set. Field names follow TFChain's pallets. These are wire
+//! and disk formats: a change of a field is a change of the encoding, so the `version` fields say
+//! which one a value has.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -267,6 +268,19 @@ entity! {
         pub nays: Vec<AccountId>,
         /// The last block at which votes are taken.
         pub end_block: u64,
+    }
+
+    /// The accounts that decide blocks: the current set and at most one change the council
+    /// scheduled (see `validators.rs`).
+    pub struct ValidatorSet {
+        pub current: Vec<AccountId>,
+        pub scheduled: Option<ScheduledValidators>,
+    }
+
+    /// A validator set that decides blocks from `at_height` on.
+    pub struct ScheduledValidators {
+        pub at_height: u64,
+        pub validators: Vec<AccountId>,
     }
 }
 

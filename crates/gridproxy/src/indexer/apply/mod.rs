@@ -239,6 +239,8 @@ impl Ctx {
             | Event::Disapproved { .. }
             | Event::Executed { .. }
             | Event::Closed { .. } => Ok(()),
+            // Who decides blocks is the chain's business; the node serves it (`validators_info`).
+            Event::ValidatorSetScheduled { .. } | Event::ValidatorSetChanged { .. } => Ok(()),
             // An account's own key-value entries are not the grid's.
             Event::EntrySet { .. } | Event::EntryTaken { .. } => Ok(()),
         }
