@@ -16,8 +16,6 @@ pub const QUERY_PARAMS_MAX: usize = 64;
 pub const READ_CONNECTIONS: usize = 4;
 /// HTTP requests served at once; more wait in the listener's backlog.
 pub const CONCURRENT_REQUESTS_MAX: usize = 256;
-/// Longest wait between two attempts to reach the chain.
-pub const RECONNECT_DELAY_MAX_MS: u64 = 2000;
 /// Block requests in flight while catching up.
 pub const BLOCKS_FETCHED_AHEAD: usize = 16;
 /// Prepared statements kept per PostgreSQL connection (the cache is emptied when full).

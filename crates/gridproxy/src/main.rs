@@ -17,7 +17,8 @@ use gridproxy::store::{Postgres, Sqlite, Store};
     about = "The grid's explorer: indexes the chain and serves the grid proxy API"
 )]
 struct Args {
-    /// The chain's RPC endpoint.
+    /// The chain's RPC endpoint, or a comma-separated list of one chain's endpoints to fail over
+    /// through (ws://a:9944,ws://b:9944).
     #[arg(long, env = "GRIDPROXY_CHAIN", default_value = "ws://127.0.0.1:9944")]
     chain: String,
     /// Where the API listens.

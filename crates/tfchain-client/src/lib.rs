@@ -13,3 +13,5 @@ pub use client::{Client, ClientError, INCLUSION_TIMEOUT, Included};
 pub use endpoints::{Attempt, Backoff};
 /// The error of a raw API call: `Call` carries the node's error code and message.
 pub use jsonrpsee::core::client::Error as RpcClientError;
+/// A connection, as [`Client::rpc`] gives the one of the moment.
+pub use jsonrpsee::ws_client::WsClient;

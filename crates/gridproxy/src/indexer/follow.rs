@@ -1,18 +1,20 @@
 //! Following the chain: subscribe to finalized heads first (so nothing is missed), then fetch every
 //! block after the last indexed one by height, a few requests ahead, and apply them in order. A lost
-//! connection is retried with a growing delay; a store bound to another chain stops the indexer.
+//! connection is made again through the chain's endpoint list after a growing pause (the client
+//! starts after the endpoint that failed and refuses one of another chain), and following resumes
+//! from the last indexed height: no block missed, none applied twice. A store bound to another chain
+//! stops the indexer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
 
 use futures::StreamExt;
-use tfchain_client::{BlockId, BlockView, Client, TfchainApiClient};
+use tfchain_client::{Backoff, BlockId, BlockView, Client, TfchainApiClient, WsClient};
 use tokio::sync::watch;
 
 use super::apply;
 use crate::error::Error;
-use crate::limits::{BLOCKS_FETCHED_AHEAD, RECONNECT_DELAY_MAX_MS};
+use crate::limits::BLOCKS_FETCHED_AHEAD;
 use crate::store::{self, Store};
 
 /// What the indexer has done so far, for `/health`.
@@ -46,8 +48,9 @@ impl Default for Progress {
     }
 }
 
-/// Follows the chain at `url` until `shutdown` turns true. Returns an error only for what retrying
-/// cannot fix (another chain, a gap, a broken store).
+/// Follows the chain at `url` (one endpoint, or a comma-separated list of the chain's endpoints)
+/// until `shutdown` turns true. Returns an error only for what retrying cannot fix (another chain,
+/// a gap, a broken store).
 pub async fn run(
     store: Arc<dyn Store>,
     url: String,
@@ -60,25 +63,26 @@ pub async fn run(
             .indexed_height
             .store(i.height as i64, Ordering::Relaxed);
     }
-    let mut delay_ms = 50;
+    let mut client = None;
+    let mut backoff = Backoff::default();
     loop {
         let result = tokio::select! {
-            r = follow(&store, &url, &progress, &mut delay_ms) => r,
+            r = follow(&store, &url, &mut client, &progress, &mut backoff) => r,
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
         progress.connected.store(false, Ordering::Relaxed);
+        let delay = backoff.next_delay();
         match result {
             Err(e @ (Error::OtherChain { .. } | Error::Gap { .. } | Error::Store(_))) => {
                 return Err(e);
             }
-            Err(e) => tracing::warn!("following the chain: {e}; retrying in {delay_ms} ms"),
+            Err(e) => tracing::warn!("following the chain: {e}; retrying in {delay:?}"),
             Ok(()) => tracing::warn!("the chain closed the head subscription; reconnecting"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+            _ = tokio::time::sleep(delay) => {}
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         }
-        delay_ms = (delay_ms * 2).min(RECONNECT_DELAY_MAX_MS);
     }
 }
 
@@ -92,41 +96,51 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Store(format!("store task failed: {e}")))?
 }
 
-async fn fetch(client: &Client, height: u64) -> Result<BlockView, Error> {
-    client
-        .rpc()
-        .block(BlockId::Height(height))
+async fn fetch(rpc: &WsClient, height: u64) -> Result<BlockView, Error> {
+    rpc.block(BlockId::Height(height))
         .await?
         .ok_or_else(|| Error::Chain(format!("the chain has no block {height}")))
 }
 
-/// One connection's worth of following; returns when the subscription ends.
+/// One connection's worth of following; returns when the subscription ends. The client is made on
+/// the first call and kept: later calls make its connection again through the endpoint list.
 async fn follow(
     store: &Arc<dyn Store>,
     url: &str,
+    client: &mut Option<Client>,
     progress: &Progress,
-    delay_ms: &mut u64,
+    backoff: &mut Backoff,
 ) -> Result<(), Error> {
-    let client = Client::connect(url).await?;
+    let client = match client {
+        Some(client) => {
+            client.ensure_connected().await?;
+            client
+        }
+        None => client.insert(Client::connect(url).await?),
+    };
     let genesis = client.genesis_hash();
     blocking(store, move |sql| apply::bind_chain(sql, &genesis)).await?;
-    let params = client.rpc().params().await?;
+    let rpc = client.rpc();
+    let params = rpc.params().await?;
     progress
         .uptime_report_interval_s
         .store(params.uptime_report_interval_s, Ordering::Relaxed);
-    let price = client.rpc().tft_price().await?;
+    let price = rpc.tft_price().await?;
     blocking(store, move |sql| apply::seed_tft_price(sql, &price)).await?;
-    let mut heads = client.rpc().subscribe_finalized_heads().await?;
-    let mut target = client.rpc().status().await?.height;
+    let mut heads = rpc.subscribe_finalized_heads().await?;
+    let mut target = rpc.status().await?.height;
     progress.connected.store(true, Ordering::Relaxed);
-    *delay_ms = 50;
-    tracing::info!("following the chain at {url} from its height {target}");
+    backoff.reset();
+    tracing::info!(
+        "following the chain at {} from its height {target}",
+        client.endpoint()
+    );
     loop {
         progress.chain_height.fetch_max(target, Ordering::Relaxed);
         let next = (progress.indexed_height.load(Ordering::Relaxed) + 1) as u64;
         if next <= target {
             let mut blocks = futures::stream::iter(next..=target)
-                .map(|h| fetch(&client, h))
+                .map(|h| fetch(&rpc, h))
                 .buffered(BLOCKS_FETCHED_AHEAD);
             while let Some(block) = blocks.next().await {
                 let block = block?;
