@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tfchain_client::ClientError;
 use tfchain_client::api::{BlockId, TfchainApiClient};
+use tfchain_client::{Backoff, ClientError};
 use tfchain_runtime::smart_contract::Call as ScCall;
 use tfchain_runtime::tfgrid::Call as GridCall;
 use tfchain_runtime::types::{
@@ -320,8 +320,11 @@ async fn reconcile(
     Ok(jobs)
 }
 
-/// Follows finalized blocks and queues this node's jobs; reconnects when the chain goes away.
+/// Follows finalized blocks and queues this node's jobs. When the connection is lost (the head
+/// subscription ends or a read fails) it connects again through the session's endpoint list after
+/// a short, growing pause, subscribes again, reconciles, and goes on from the last block it read.
 async fn watch(chain: Arc<ChainSession>, store: Arc<Store>, node_id: NodeId, wake: Arc<Notify>) {
+    let mut backoff = Backoff::default();
     loop {
         let session = async {
             let client = chain.client().await?;
@@ -330,6 +333,7 @@ async fn watch(chain: Arc<ChainSession>, store: Arc<Store>, node_id: NodeId, wak
                 .subscribe_finalized_heads()
                 .await
                 .map_err(ClientError::from)?;
+            backoff.reset();
             // The height first: events of blocks finalized while reconciling are read from the
             // blocks after it, not taken as covered.
             let head = client
@@ -361,10 +365,11 @@ async fn watch(chain: Arc<ChainSession>, store: Arc<Store>, node_id: NodeId, wak
             }
             Ok::<_, anyhow::Error>(())
         };
-        if let Err(e) = session.await {
-            tracing::warn!("following the chain: {e:#}");
+        match session.await {
+            Ok(()) => tracing::warn!("the chain closed the head subscription; connecting again"),
+            Err(e) => tracing::warn!("following the chain: {e:#}"),
         }
-        tokio::time::sleep(RETRY_DELAY).await;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

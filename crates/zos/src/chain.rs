@@ -1,10 +1,11 @@
 //! The node's one session with the chain: a single connection that every part of the agent shares
-//! (the watcher's subscriptions, the engine's reads, the reports), made again when it breaks, and a
-//! single signer through which every transaction of the node's account goes, one after another.
-//! Two writers signing for one account on their own connections would read the same next nonce and
-//! have one of their transactions refused; here the next signature waits until the previous
-//! transaction is in the chain's pool, so its nonce is counted. It also reads what the node's
-//! primitives ask of the chain about the node itself (its public config).
+//! (the watcher's subscriptions, the engine's reads, the reports), made again through the chain's
+//! endpoint list when it breaks, and a single signer through which every transaction of the node's
+//! account goes, one after another. Two writers signing for one account on their own connections
+//! would read the same next nonce and have one of their transactions refused; here the next
+//! signature waits until the previous transaction is in the chain's pool, so its nonce is counted.
+//! It also reads what the node's primitives ask of the chain about the node itself (its public
+//! config).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,8 @@ pub struct ChainSession {
 }
 
 impl ChainSession {
-    /// A session with the chain at `url` for the node's `key`; it connects on first use.
+    /// A session with the chain at `url` (one endpoint, or a comma-separated list of the chain's
+    /// endpoints) for the node's `key`; it connects on first use.
     pub fn new(url: &str, key: Keypair) -> Arc<ChainSession> {
         Arc::new(ChainSession {
             url: url.to_owned(),
@@ -35,18 +37,23 @@ impl ChainSession {
         })
     }
 
+    /// The endpoint list the session was given.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// The connection, made again if the last one broke.
+    /// The connection, made again through the endpoint list if the last one broke (starting after
+    /// the endpoint that failed).
     pub async fn client(&self) -> Result<Arc<Client>, ClientError> {
         let mut current = self.client.lock().await;
-        if let Some(client) = current.as_ref().filter(|c| c.rpc().is_connected()) {
-            return Ok(client.clone());
-        }
-        let client = Arc::new(Client::connect(&self.url).await?);
-        *current = Some(client.clone());
+        let client = match current.as_ref() {
+            Some(client) => client.clone(),
+            None => current
+                .insert(Arc::new(Client::connect(&self.url).await?))
+                .clone(),
+        };
+        drop(current);
+        client.ensure_connected().await?;
         Ok(client)
     }
 

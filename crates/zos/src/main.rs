@@ -26,7 +26,8 @@ use zos::{capacity, identity, teardown};
 #[derive(Parser, Debug)]
 #[command(version, about = "Zero-OS node agent")]
 struct Args {
-    /// The chain's RPC endpoint.
+    /// The chain's RPC endpoint, or a comma-separated list of one chain's endpoints to fail over
+    /// through (ws://a:9944,ws://b:9944).
     #[arg(long, env = "ZOS_CHAIN", default_value = "ws://127.0.0.1:9944")]
     chain: String,
     /// The farm this node belongs to.
