@@ -3,12 +3,14 @@
 //! never answers. It follows two subscriptions, without polling: the node's reports as the chain's
 //! pool takes them (a block before the ledger records them), and each finalized block's events
 //! (a report recorded, or the contract's end); what the chain held before the subscriptions
-//! started (a report already recorded, or signed and still pending) is read once.
+//! started (a report already recorded, or signed and still pending) is read once. A lost connection
+//! is made again through the client's endpoint list and the wait goes on there.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tfchain_client::api::{ContractView, PendingReport, TfchainApiClient};
+use tfchain_client::{Backoff, ClientError};
 use tfchain_runtime::types::{Cause, ContractState, DeploymentState};
 use tfchain_runtime::{Event, EventRecord};
 use tfgrid_types::deployment::{ResultState, Workload, WorkloadResult};
@@ -46,6 +48,7 @@ pub async fn reported(
 }
 
 /// A version of a project's contract to wait for, and the workloads it holds.
+#[derive(Clone, Copy)]
 pub(super) struct Step<'a> {
     pub project: &'a str,
     pub node_id: NodeId,
@@ -108,11 +111,57 @@ fn settled(expected: &[Workload], report: &[WorkloadResult]) -> bool {
 }
 
 /// Waits until the node has reported the step's version with every workload `ok` or `error`;
-/// reports each state change as it comes.
+/// reports each state change as it comes. A lost connection is made again through the client's
+/// endpoint list after a short, growing pause, and the wait starts over on the new one (subscribed
+/// again, the contract read again), each state change still shown once.
 pub(super) async fn wait(
     grid: &Grid,
     step: Step<'_>,
     options: &ApplyOptions,
+    started: Instant,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<ContractApplied, Error> {
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let mut shown = BTreeMap::new();
+    let mut backoff = Backoff::default();
+    loop {
+        let watched = watch(grid, step, &mut shown, &mut backoff, started, progress);
+        match tokio::time::timeout_at(deadline, watched).await {
+            Ok(Err(e)) if lost_connection(&e) => {}
+            Ok(done) => return done,
+            Err(_) => {
+                let why = silent_node(grid, step.node_id, step.version, options.timeout).await?;
+                let failure = Failure {
+                    timed_out: Some(why),
+                    ..Failure::new(step.project, step.node_id, Some(step.contract_id), vec![])
+                };
+                return Err(Error::Failed(Box::new(failure)));
+            }
+        }
+        let pause = tokio::time::Instant::now() + backoff.next_delay();
+        tokio::time::sleep_until(pause.min(deadline)).await;
+    }
+}
+
+/// Whether `e` is the connection to the chain lost (or not made again yet): the wait goes on.
+fn lost_connection(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Chain {
+            source: ClientError::Transport(_) | ClientError::Connect { .. },
+            ..
+        }
+    )
+}
+
+/// The wait on one connection: made again if it was lost, then subscribed, and the contract read
+/// once; ends with the node's settled report, or an error ([`lost_connection`] when the connection
+/// goes).
+async fn watch(
+    grid: &Grid,
+    step: Step<'_>,
+    shown: &mut BTreeMap<String, (ResultState, String)>,
+    backoff: &mut Backoff,
     started: Instant,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<ContractApplied, Error> {
@@ -123,16 +172,17 @@ pub(super) async fn wait(
         version,
         expected,
     } = step;
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    let mut shown: BTreeMap<String, (ResultState, String)> = BTreeMap::new();
-    let failure = |failed, timed_out| Failure {
-        timed_out,
-        ..Failure::new(project, node_id, Some(contract_id), failed)
-    };
+    let events = format!("following the chain's events while waiting for contract {contract_id}");
+    grid.client
+        .ensure_connected()
+        .await
+        .map_err(Error::chain(&events))?;
+    let rpc = grid.client.rpc();
     // Subscribed first, so no block falls between what is read now and what the events say.
-    let mut reports = grid.client.rpc().subscribe_pending_reports().await?;
-    let mut blocks = grid.client.rpc().subscribe_events().await?;
+    let mut reports = rpc.subscribe_pending_reports().await?;
+    let mut blocks = rpc.subscribe_events().await?;
     let mut seen = before(grid, contract_id, version).await?;
+    backoff.reset();
     loop {
         match seen.take() {
             Some(Seen::Deleted(cause)) => {
@@ -158,7 +208,8 @@ pub(super) async fn wait(
                         .map(|r| (r.name.clone(), r.message.clone()))
                         .collect();
                     if !failed.is_empty() {
-                        return Err(Error::Failed(Box::new(failure(failed, None))));
+                        let failure = Failure::new(project, node_id, Some(contract_id), failed);
+                        return Err(Error::Failed(Box::new(failure)));
                     }
                     return Ok(ContractApplied {
                         contract_id,
@@ -170,26 +221,19 @@ pub(super) async fn wait(
             }
             None => {}
         }
-        let lost = |why: String| {
-            Error::NotFound(format!(
-                "the chain's events, while waiting for contract {contract_id}: {why}"
-            ))
+        let next = tokio::select! {
+            report = reports.next() => report.map(|r| r.map(|r| pending(contract_id, version, r))),
+            block = blocks.next() => block.map(|b| b.map(|b| observe(contract_id, version, &b.events))),
         };
-        let next = async {
-            tokio::select! {
-                report = reports.next() => report.map(|r| r.map(|r| pending(contract_id, version, r))),
-                block = blocks.next() => block.map(|b| b.map(|b| observe(contract_id, version, &b.events))),
-            }
+        let lost = |why: String| Error::Chain {
+            step: events.clone(),
+            source: ClientError::Transport(why),
         };
-        match tokio::time::timeout_at(deadline, next).await {
-            Ok(Some(Ok(now))) => seen = now,
-            Ok(Some(Err(e))) => return Err(lost(e.to_string())),
-            Ok(None) => return Err(lost("the subscription closed".into())),
-            Err(_) => {
-                let why = silent_node(grid, node_id, version, options.timeout).await?;
-                return Err(Error::Failed(Box::new(failure(vec![], Some(why)))));
-            }
-        }
+        seen = match next {
+            Some(Ok(now)) => now,
+            Some(Err(e)) => return Err(lost(e.to_string())),
+            None => return Err(lost("the subscription closed".into())),
+        };
     }
 }
 
