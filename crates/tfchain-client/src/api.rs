@@ -276,6 +276,11 @@ pub trait TfchainApi {
     #[method(name = "council_motions")]
     async fn motions(&self) -> RpcResult<Vec<Motion>>;
 
+    /// The validator set after the last block, and the change the council scheduled, if any (it
+    /// decides blocks from its `at_height` on).
+    #[method(name = "validators_info")]
+    async fn validators(&self) -> RpcResult<ValidatorSet>;
+
     /// A value of an account's key-value store; `key` is hex.
     #[method(name = "kv_get")]
     async fn kv_get(&self, account: AccountId, key: String) -> RpcResult<Option<KvEntry>>;

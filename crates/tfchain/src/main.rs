@@ -36,10 +36,24 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print the chain spec as JSON, to edit into a spec for another network.
-    BuildSpec,
+    BuildSpec {
+        /// The dev spec with the first N dev accounts (//Alice, //Bob, ...) as its validators.
+        #[arg(long, value_name = "N")]
+        validators: Option<usize>,
+    },
 }
 
 fn spec(args: &Args) -> Result<ChainSpec> {
+    if let Some(Command::BuildSpec {
+        validators: Some(count),
+    }) = args.command
+    {
+        anyhow::ensure!(
+            args.chain.is_none(),
+            "build-spec --validators writes a dev spec: it takes no --chain"
+        );
+        return ChainSpec::dev_with_validators(count);
+    }
     match &args.chain {
         Some(path) => ChainSpec::load(path),
         None if args.dev => Ok(ChainSpec::dev()),
@@ -67,7 +81,7 @@ async fn main() -> Result<()> {
         .init();
     let args = Args::parse();
     let spec = spec(&args)?;
-    if let Some(Command::BuildSpec) = args.command {
+    if let Some(Command::BuildSpec { .. }) = args.command {
         println!("{}", serde_json::to_string_pretty(&spec)?);
         return Ok(());
     }

@@ -39,7 +39,7 @@ impl Node {
         validator: Keypair,
     ) -> Result<Node> {
         anyhow::ensure!(
-            spec.validators.contains(&validator.account()),
+            spec.genesis.validators.contains(&validator.account()),
             "{} is not a validator of chain {:?}",
             validator.account(),
             spec.id

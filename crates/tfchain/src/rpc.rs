@@ -417,6 +417,11 @@ impl TfchainApiServer for RpcServer {
             .ok_or_else(|| rpc_error(RpcError::Store(anyhow::anyhow!("no council stored"))))
     }
 
+    async fn validators(&self) -> Result<ValidatorSet> {
+        self.get("validator_set", &())?
+            .ok_or_else(|| rpc_error(RpcError::Store(anyhow::anyhow!("no validator set stored"))))
+    }
+
     async fn motions(&self) -> Result<Vec<Motion>> {
         let rows = self
             .store

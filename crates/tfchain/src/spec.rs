@@ -1,10 +1,12 @@
-//! Chain specs: which chain a node runs, how fast it seals, who may seal, and its genesis. `--dev`
-//! builds one in code; other networks load a JSON file (`tfchain build-spec` writes one to start from).
+//! Chain specs: which chain a node runs, how fast it seals, and its genesis (with the first validator
+//! set, which the council changes later). `--dev` builds one in code, with one validator or the first
+//! N dev accounts; other networks load a JSON file (`tfchain build-spec` writes one to start from).
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tfchain_runtime::genesis::{DEV_ACCOUNTS, Genesis};
-use tfgrid_types::{AccountId, Hash32, Keypair};
+use tfchain_runtime::validators;
+use tfgrid_types::{Hash32, Keypair};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainSpec {
@@ -12,24 +14,40 @@ pub struct ChainSpec {
     /// Short id, used for the data directory.
     pub id: String,
     pub block_time_ms: u64,
-    /// Accounts allowed to seal blocks.
-    pub validators: Vec<AccountId>,
     pub genesis: Genesis,
 }
 
 impl ChainSpec {
+    /// The development chain: //Alice the one validator.
     pub fn dev() -> ChainSpec {
         ChainSpec {
             name: "Grid Development".into(),
             id: "dev".into(),
             block_time_ms: 1000,
-            validators: vec![
-                Keypair::from_uri(&format!("//{}", DEV_ACCOUNTS[0]))
-                    .expect("dev uri")
-                    .account(),
-            ],
             genesis: Genesis::dev(),
         }
+    }
+
+    /// The development chain with the first `count` dev accounts (//Alice, //Bob, ...) as its
+    /// validators.
+    pub fn dev_with_validators(count: usize) -> Result<ChainSpec> {
+        anyhow::ensure!(
+            (1..=DEV_ACCOUNTS.len()).contains(&count),
+            "a dev chain has 1 to {} validators (//{} to //{}), not {count}",
+            DEV_ACCOUNTS.len(),
+            DEV_ACCOUNTS[0],
+            DEV_ACCOUNTS[DEV_ACCOUNTS.len() - 1],
+        );
+        let mut spec = ChainSpec::dev();
+        spec.genesis.validators = DEV_ACCOUNTS[..count]
+            .iter()
+            .map(|name| {
+                Keypair::from_uri(&format!("//{name}"))
+                    .expect("dev URIs are valid")
+                    .account()
+            })
+            .collect();
+        Ok(spec)
     }
 
     pub fn load(path: &std::path::Path) -> Result<ChainSpec> {
@@ -41,10 +59,8 @@ impl ChainSpec {
             spec.block_time_ms >= 100,
             "block_time_ms must be at least 100"
         );
-        anyhow::ensure!(
-            !spec.validators.is_empty(),
-            "the chain spec names no validator"
-        );
+        validators::check(&spec.genesis.validators)
+            .with_context(|| format!("the genesis validators of chain spec {}", path.display()))?;
         Ok(spec)
     }
 
@@ -77,17 +93,37 @@ mod tests {
         assert!(text.contains("\"amount\": \"10000000000000000\""), "{text}");
 
         let mut no_validator = spec.clone();
-        no_validator.validators.clear();
+        no_validator.genesis.validators.clear();
         std::fs::write(&path, serde_json::to_string(&no_validator).unwrap()).unwrap();
-        assert!(
-            ChainSpec::load(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("no validator")
-        );
+        let error = format!("{:#}", ChainSpec::load(&path).unwrap_err());
+        assert!(error.contains("genesis validators"), "{error}");
+        assert!(error.contains("cannot be empty"), "{error}");
         std::fs::write(&path, "{").unwrap();
         assert!(
             format!("{:#}", ChainSpec::load(&path).unwrap_err()).contains("parsing chain spec")
         );
+    }
+
+    #[test]
+    fn dev_specs_take_the_first_dev_accounts_as_validators() {
+        let dev = |name: &str| Keypair::from_uri(&format!("//{name}")).unwrap().account();
+        let three = ChainSpec::dev_with_validators(3).unwrap();
+        assert_eq!(
+            three.genesis.validators,
+            vec![dev("Alice"), dev("Bob"), dev("Charlie")]
+        );
+        assert_eq!(three.id, "dev");
+        assert_eq!(ChainSpec::dev_with_validators(1).unwrap(), ChainSpec::dev());
+        let all = ChainSpec::dev_with_validators(DEV_ACCOUNTS.len()).unwrap();
+        assert_eq!(all.genesis.validators.last(), Some(&dev("Ferdie")));
+        for count in [0, DEV_ACCOUNTS.len() + 1] {
+            let error = ChainSpec::dev_with_validators(count)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!("a dev chain has 1 to 6 validators (//Alice to //Ferdie), not {count}")
+            );
+        }
     }
 }
