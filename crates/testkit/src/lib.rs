@@ -1,6 +1,6 @@
 //! Helpers for end-to-end tests: find the workspace's built binaries, start a dev chain as a real
 //! process on a free loopback port, kill it hard, restart it on the same data, and run the CLI; a
-//! LAN of network namespaces (`lan`); a whole `tfgrid up` grid (`local`); a PostgreSQL server
+//! LAN of network namespaces (`lan`); a BFT network of validators on such a LAN (`cluster`); a whole `tfgrid up` grid (`local`); a PostgreSQL server
 //! (`postgres`); where a container's cgroup is, on cgroup v1, v2 or hybrid hosts. Waits are on
 //! conditions with deadlines, never fixed sleeps.
 
@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use tfchain_client::Client;
 
+pub mod cluster;
 pub mod local;
 pub mod postgres;
+pub use cluster::Cluster;
 pub use hostnet::{Host, Lan};
 pub use local::LocalGrid;
 pub use postgres::PgServer;
@@ -87,7 +89,25 @@ pub struct ChainProcess {
     pub port: u16,
     /// The host namespace it runs in, if not the test's own.
     pub host: Option<Host>,
+    /// How it takes part in consensus: `--validator //Alice` alone, or BFT flags.
+    pub role: Vec<String>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The dev spec (with `validators` dev accounts as its validators) changed by `edit`.
+pub fn dev_spec(validators: usize, edit: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
+    let out = Command::new(bin("tfchain"))
+        .args(["build-spec", "--validators", &validators.to_string()])
+        .output()
+        .expect("tfchain build-spec");
+    assert!(
+        out.status.success(),
+        "build-spec failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("spec JSON");
+    edit(&mut spec);
+    spec
 }
 
 impl ChainProcess {
@@ -106,32 +126,33 @@ impl ChainProcess {
         host: Option<Host>,
         edit: impl FnOnce(&mut serde_json::Value),
     ) -> ChainProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new(bin("tfchain"))
-            .args(["build-spec", "--dev"])
-            .output()
-            .expect("tfchain build-spec");
-        assert!(
-            out.status.success(),
-            "build-spec failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("spec JSON");
-        edit(&mut spec);
-        std::fs::write(
-            dir.path().join("spec.json"),
-            serde_json::to_vec_pretty(&spec).unwrap(),
-        )
-        .expect("writing spec");
-        let mut chain = ChainProcess {
-            child: None,
-            base_path: dir.path().to_path_buf(),
-            port: free_port(),
-            host,
-            _dir: Some(dir),
-        };
+        let role = vec!["--validator".into(), "//Alice".into()];
+        let mut chain = ChainProcess::new(host, &dev_spec(1, edit), free_port(), role);
         chain.restart().await;
         chain
+    }
+
+    /// A node of the chain `spec` on RPC port `port`, taking part as `role` says; not started.
+    pub fn new(
+        host: Option<Host>,
+        spec: &serde_json::Value,
+        port: u16,
+        role: Vec<String>,
+    ) -> ChainProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("spec.json"),
+            serde_json::to_vec_pretty(spec).unwrap(),
+        )
+        .expect("writing spec");
+        ChainProcess {
+            child: None,
+            base_path: dir.path().to_path_buf(),
+            port,
+            host,
+            role,
+            _dir: Some(dir),
+        }
     }
 
     pub fn rpc_url(&self) -> String {
@@ -146,6 +167,17 @@ impl ChainProcess {
 
     /// (Re)starts the process on the same data and port, and waits until its RPC answers.
     pub async fn restart(&mut self) {
+        self.spawn();
+        let url = self.rpc_url();
+        wait_for("the chain's RPC", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move { Client::connect(&url).await.ok() }
+        })
+        .await;
+    }
+
+    /// Starts the process on its data and port, without waiting for it.
+    pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "the chain is still running");
         let child = daemon(
             self.host.as_ref(),
@@ -154,23 +186,17 @@ impl ChainProcess {
         )
         .arg("--chain")
         .arg(self.base_path.join("spec.json"))
-        .args([
-            "--validator",
-            "//Alice",
-            "--rpc-addr",
-            &format!("{}:{}", self.address(), self.port),
-            "--base-path",
-        ])
+        .args(&self.role)
+        .args(["--rpc-addr", &format!("{}:{}", self.address(), self.port)])
+        .arg("--base-path")
         .arg(self.base_path.join("data"))
         .spawn()
         .expect("starting tfchain");
         self.child = Some(child);
-        let url = self.rpc_url();
-        wait_for("the chain's RPC", Duration::from_secs(30), || {
-            let url = url.clone();
-            async move { Client::connect(&url).await.ok() }
-        })
-        .await;
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// A connected client.

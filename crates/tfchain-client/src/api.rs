@@ -6,7 +6,7 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 use serde::{Deserialize, Serialize};
 use tfchain_runtime::types::*;
-use tfchain_runtime::{EventRecord, Header, SignedTransaction};
+use tfchain_runtime::{Commit, EventRecord, Header, SignedTransaction};
 use tfgrid_types::{AccountId, Balance, ContractId, FarmId, Hash32, NodeId, PolicyId, TwinId};
 
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -192,12 +192,23 @@ pub trait TfchainApi {
     #[method(name = "tx_submit")]
     async fn submit(&self, tx: String) -> RpcResult<Hash32>;
 
-    /// Runs a signed transaction on the head state without keeping anything.
     /// Submits many transactions in one request (at most 4,096), each admitted or refused on its
     /// own, in order: a client need not pay a round trip per transaction.
     #[method(name = "tx_submitBatch")]
     async fn submit_batch(&self, txs: Vec<String>) -> RpcResult<Vec<Submitted>>;
 
+    /// Takes in transactions another node of the network relays: as `tx_submitBatch`, but not
+    /// relayed further.
+    #[method(name = "tx_relay")]
+    async fn relay(&self, txs: Vec<String>) -> RpcResult<Vec<Submitted>>;
+
+    /// The validators' commit of the block at `height`: the precommit signatures that finalized it
+    /// under BFT, and any validator caught equivocating at that height (none for the genesis block
+    /// or a solo chain).
+    #[method(name = "chain_getCommit")]
+    async fn commit(&self, height: u64) -> RpcResult<Option<Commit>>;
+
+    /// Runs a signed transaction on the head state without keeping anything.
     #[method(name = "tx_dryRun")]
     async fn dry_run(&self, tx: String) -> RpcResult<DryRun>;
 

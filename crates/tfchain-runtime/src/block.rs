@@ -51,6 +51,18 @@ impl Block {
     }
 }
 
+/// What finalized a block under BFT: the precommits of more than two thirds of the validators of its
+/// height, each an ed25519 signature of the precommit for (`height`, `round`, `block_hash`).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Commit {
+    pub height: u64,
+    pub round: u32,
+    pub block_hash: Hash32,
+    pub signatures: Vec<(AccountId, Signature)>,
+    /// Validators caught signing two different proposals or votes for one step of this height.
+    pub equivocators: Vec<AccountId>,
+}
+
 /// An event with the transaction that emitted it (`None`: block initialisation or genesis).
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct EventRecord {

@@ -26,7 +26,7 @@ pub mod validators;
 #[cfg(test)]
 mod testing;
 
-pub use block::{Block, EventRecord, Header};
+pub use block::{Block, Commit, EventRecord, Header};
 pub use error::{DispatchError, TxInvalid};
 pub use event::Event;
 pub use genesis::Genesis;

@@ -279,6 +279,18 @@ impl Runtime {
         }
     }
 
+    /// What the open block would produce if it ended now. The block stays open: a candidate block
+    /// is judged this way, then aborted, and its changes taken in once it is decided.
+    pub fn outcome(&self) -> BlockOutcome {
+        let open = self.open.as_ref().expect("outcome without a block");
+        let (changes, state_root) = self.state.block_changes();
+        BlockOutcome {
+            changes,
+            state_root,
+            events: open.events.clone(),
+        }
+    }
+
     /// Drops the open block and everything it changed.
     pub fn abort_block(&mut self) {
         self.open = None;

@@ -62,6 +62,15 @@ macro_rules! state {
                 (changes, self.hash.root())
             }
 
+            /// What the open block changed so far and the root it would end with; the block stays
+            /// open (to be reverted, or finished).
+            pub fn block_changes(&self) -> (Vec<Change>, Hash32) {
+                let mut changes = Vec::new();
+                let mut hash = self.hash.clone();
+                $(self.$field.block_changes(&mut hash, &mut changes);)*
+                (changes, hash.root())
+            }
+
             /// Takes in the changes of a block another copy of this state finished (outside a block).
             pub fn apply_changes(&mut self, changes: &[Change]) -> Result<(), String> {
                 for change in changes {

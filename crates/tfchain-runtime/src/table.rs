@@ -223,16 +223,22 @@ impl<K: TableKey, V: TableValue> Table<K, V> {
 
     /// Ends the block: folds what changed into the state hash and lists it for the store.
     pub(crate) fn finish_block(&mut self, hash: &mut LtHash, out: &mut Vec<Change>) {
+        self.block_changes(hash, out);
+        self.block_start.clear();
+    }
+
+    /// Folds what the open block changed so far into `hash` and lists it; the block stays open.
+    pub(crate) fn block_changes(&self, hash: &mut LtHash, out: &mut Vec<Change>) {
         assert!(
             self.tx_undo.is_empty(),
             "a block ended inside a transaction"
         );
-        let mut touched: Vec<(K, Option<V>)> = self.block_start.drain().collect();
-        touched.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut touched: Vec<(&K, &Option<V>)> = self.block_start.iter().collect();
+        touched.sort_by(|a, b| a.0.cmp(b.0));
         for (key, old) in touched {
             let key_bytes = key.key_bytes();
-            let old = old.map(|v| codec::encode(&v));
-            let new = self.map.get(&key).map(codec::encode);
+            let old = old.as_ref().map(codec::encode);
+            let new = self.map.get(key).map(codec::encode);
             if old == new {
                 continue;
             }

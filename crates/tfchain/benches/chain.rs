@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tfchain::node::Node;
+use tfchain::node::{Node, Role};
 use tfchain::spec::ChainSpec;
 use tfchain::verify::check_all;
 use tfchain_client::api::{Submitted, TfchainApiClient};
@@ -143,7 +143,7 @@ async fn rpc_bench(
         spec,
         dir.path(),
         "127.0.0.1:0".parse().unwrap(),
-        Keypair::from_uri("//Alice").unwrap(),
+        Role::Solo(Keypair::from_uri("//Alice").unwrap()),
     )
     .await
     .unwrap();

@@ -1,10 +1,13 @@
-//! The chain core. [`Chain`] is the block producer: it owns the runtime on the head state, takes
-//! ready transactions from the pool, applies them, seals the header and commits the block and its
-//! changes in one store transaction; only after the commit does the head move. [`Shared`] is what
+//! The chain core. [`Chain`] owns the runtime on the head state. It proposes blocks (takes ready
+//! transactions from the pool, applies them, seals the header) and judges other validators' blocks
+//! (re-executes them and compares the roots), keeping each candidate executed but uncommitted; it
+//! commits the one consensus decides, with its changes, in one store transaction, and only then does
+//! the head move. [`Shared`] is what
 //! RPC reads and writes meanwhile, never waiting on a block being made: the pool, and the head view
 //! (a copy of the head state with the next block opened on it, its billing done once), which
 //! checks submissions, answers dry runs and reads, and follows each block by taking in its changes.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +18,8 @@ use tfchain_runtime::smart_contract::{Call as ScCall, billing};
 use tfchain_runtime::table::Change;
 use tfchain_runtime::types::{ContractData, DeploymentState};
 use tfchain_runtime::{
-    Block, EventRecord, Header, Receipt, Runtime, SignedTransaction, State, TxInvalid,
+    Block, BlockOutcome, Commit, EventRecord, Header, Receipt, Runtime, SignedTransaction, State,
+    TxInvalid,
 };
 use tfgrid_types::{AccountId, Balance, ContractId, Hash32, Keypair, Signature};
 
@@ -50,6 +54,18 @@ pub struct Chain {
     store: Arc<Store>,
     author: Keypair,
     shared: Arc<Shared>,
+    /// Candidate blocks for the next height, executed on the head state but not committed.
+    executed: HashMap<Hash32, Executed>,
+}
+
+/// A block executed on the head state, with what committing it will write.
+#[derive(Debug)]
+struct Executed {
+    block: Arc<Block>,
+    outcome: BlockOutcome,
+    records: Vec<TxRecord>,
+    /// Pool transactions that could not be included, and why.
+    dropped: Vec<(Hash32, String)>,
 }
 
 /// The head state with the next block opened on it: what the chain looks like to a transaction
@@ -277,6 +293,7 @@ impl Chain {
                     &[],
                     &genesis.changes,
                     Some(spec_hash),
+                    None,
                 )?;
                 (Runtime::new(genesis.state), header)
             }
@@ -311,6 +328,7 @@ impl Chain {
             store,
             author,
             shared,
+            executed: HashMap::new(),
         })
     }
 
@@ -331,18 +349,24 @@ impl Chain {
         self.author.account()
     }
 
-    /// Produces, seals and commits the next block at time `now_ms`. RPC waits on none of it: the
-    /// pool is locked to take the ready transactions and to remove them once the block is
-    /// committed, the head view to take in the block's changes.
+    /// Produces, seals and commits the next block at time `now_ms`, as a single validator does.
     pub fn produce_block(&mut self, now_ms: u64) -> Result<Committed> {
+        let block = self.propose(now_ms)?;
+        self.commit(&block.hash(), None)
+    }
+
+    /// Builds and seals the next block at time `now_ms` from the pool, without committing it: it is
+    /// kept, executed, until [`Chain::commit`] takes it (or another block is committed). RPC waits on
+    /// none of it: the pool is locked only to take the ready transactions.
+    pub fn propose(&mut self, now_ms: u64) -> Result<Arc<Block>> {
         let height = self.head.height + 1;
         let timestamp_ms = now_ms.max(self.head.timestamp_ms + 1);
-        let runtime = &mut self.runtime;
+        let runtime = &self.runtime;
         let ready = self
             .shared
             .pool()
             .ready(|a| state_nonce(&runtime.state, a), BLOCK_TXS_MAX);
-        runtime.begin_block(height, timestamp_ms);
+        self.runtime.begin_block(height, timestamp_ms);
         let mut txs = Vec::with_capacity(ready.len());
         let mut records = Vec::with_capacity(ready.len());
         let mut bytes = 0usize;
@@ -351,23 +375,17 @@ impl Chain {
             if bytes + ptx.encoded_len > BLOCK_BYTES_MAX - 4096 {
                 break;
             }
-            match runtime.apply_tx(&ptx.tx, ptx.encoded_len) {
+            match self.runtime.apply_tx(&ptx.tx, ptx.encoded_len) {
                 Ok(receipt) => {
                     bytes += ptx.encoded_len;
-                    records.push(TxRecord {
-                        height,
-                        block_hash: Hash32::default(),
-                        index: txs.len() as u32,
-                        fee: receipt.fee,
-                        error: receipt.error.map(|e| e.to_string()),
-                        events: Vec::new(),
-                    });
+                    records.push(record(height, txs.len(), receipt));
                     txs.push(ptx.tx);
                 }
                 Err(invalid) => dropped.push((ptx.hash, invalid.to_string())),
             }
         }
-        let outcome = runtime.finish_block();
+        let outcome = self.runtime.outcome();
+        self.runtime.abort_block();
         let header = Header {
             parent_hash: self.head.hash(),
             height,
@@ -377,24 +395,158 @@ impl Chain {
             events_root: events_root(&outcome.events),
             author: self.author.account(),
         };
-        let block_hash = header.hash();
+        let seal = self.author.sign(&header.hash().0);
+        let block = Arc::new(Block { header, txs, seal });
+        self.keep(block.clone(), outcome, records, dropped);
+        Ok(block)
+    }
+
+    /// Judges a block another validator proposes for the next height: it must extend the head, be
+    /// sealed by its author, carry validly signed transactions that all apply, and end in the state,
+    /// events and transaction roots its header names. A block that passes is kept, executed, for
+    /// [`Chain::commit`]; the error says why one does not.
+    pub fn check(&mut self, block: Block) -> Result<Arc<Block>> {
+        let hash = block.hash();
+        let header = &block.header;
+        anyhow::ensure!(
+            tfgrid_types::keys::verify(&header.author, &hash.0, &block.seal),
+            "block {hash} is not sealed by its author {}",
+            header.author
+        );
+        if let Some(kept) = self.executed.get(&hash) {
+            return Ok(kept.block.clone());
+        }
+        let expected = self.head.height + 1;
+        anyhow::ensure!(
+            header.height == expected,
+            "block {hash} is for height {}, not {expected}",
+            header.height
+        );
+        anyhow::ensure!(
+            header.parent_hash == self.head.hash(),
+            "block {hash} does not extend the head {}",
+            self.head.hash()
+        );
+        anyhow::ensure!(
+            header.timestamp_ms > self.head.timestamp_ms,
+            "block {hash} is not later than its parent"
+        );
+        anyhow::ensure!(
+            header.tx_root == tx_root(&block.txs),
+            "block {hash}: its transactions do not match its transaction root"
+        );
+        let signed: Vec<_> = block.txs.iter().cloned().map(Arc::new).collect();
+        if let Some(bad) = crate::verify::check_all(&signed, &self.genesis_hash)
+            .iter()
+            .position(|ok| !ok)
+        {
+            bail!("block {hash}: transaction {bad} is not validly signed");
+        }
+        self.runtime.begin_block(header.height, header.timestamp_ms);
+        let mut records = Vec::with_capacity(block.txs.len());
+        for (index, tx) in block.txs.iter().enumerate() {
+            match self.runtime.apply_tx(tx, tx.encode().len()) {
+                Ok(receipt) => records.push(record(header.height, index, receipt)),
+                Err(invalid) => {
+                    self.runtime.abort_block();
+                    bail!("block {hash}: transaction {index} cannot be included: {invalid}");
+                }
+            }
+        }
+        let outcome = self.runtime.outcome();
+        self.runtime.abort_block();
+        anyhow::ensure!(
+            outcome.state_root == header.state_root,
+            "block {hash} ends in state {}, not the {} its header names",
+            outcome.state_root,
+            header.state_root
+        );
+        anyhow::ensure!(
+            events_root(&outcome.events) == header.events_root,
+            "block {hash}: its events do not match its events root"
+        );
+        let block = Arc::new(block);
+        self.keep(block.clone(), outcome, records, Vec::new());
+        Ok(block)
+    }
+
+    /// Keeps an executed candidate block, in memory and in the store.
+    fn keep(
+        &mut self,
+        block: Arc<Block>,
+        outcome: BlockOutcome,
+        mut records: Vec<TxRecord>,
+        dropped: Vec<(Hash32, String)>,
+    ) {
+        let hash = block.hash();
         for record in &mut records {
-            record.block_hash = block_hash;
+            record.block_hash = hash;
         }
         for event in &outcome.events {
             if let Some(index) = event.tx_index {
                 records[index as usize].events.push(event.clone());
             }
         }
-        let seal = self.author.sign(&block_hash.0);
-        let block = Block {
-            header: header.clone(),
-            txs,
-            seal,
-        };
+        self.executed.insert(
+            hash,
+            Executed {
+                block,
+                outcome,
+                records,
+                dropped,
+            },
+        );
+    }
+
+    /// Whether the candidate `hash` is judged and executed, ready to commit.
+    pub fn is_judged(&self, hash: &Hash32) -> bool {
+        self.executed.contains_key(hash)
+    }
+
+    /// A candidate block this chain judged (since the last commit), from memory or the store.
+    pub fn candidate(&self, hash: &Hash32) -> Result<Option<Block>> {
+        match self.executed.get(hash) {
+            Some(kept) => Ok(Some((*kept.block).clone())),
+            None => self.store.candidate(hash),
+        }
+    }
+
+    /// Writes a candidate to the store, so that a restart after voting for it still has it.
+    pub fn persist_candidate(&self, hash: &Hash32) -> Result<()> {
+        let kept = self.executed.get(hash).context("no such candidate block")?;
+        self.store.keep_candidate(&kept.block)
+    }
+
+    /// Commits the kept candidate `hash` as the next block, with the validators' `commit` when BFT
+    /// decided it. RPC waits on none of it: the pool is locked to remove the block's transactions,
+    /// the head view to take in the block's changes.
+    pub fn commit(&mut self, hash: &Hash32, commit: Option<&Commit>) -> Result<Committed> {
+        let kept = self
+            .executed
+            .remove(hash)
+            .with_context(|| format!("block {hash} was not judged by this node"))?;
+        self.executed.clear();
+        let Executed {
+            block,
+            outcome,
+            records,
+            dropped,
+        } = kept;
+        self.runtime
+            .state
+            .apply_changes(&outcome.changes)
+            .map_err(|e| anyhow::anyhow!("taking in block {hash}: {e}"))?;
         self.store
-            .commit_block(&block, &outcome.events, &records, &outcome.changes, None)
+            .commit_block(
+                &block,
+                &outcome.events,
+                &records,
+                &outcome.changes,
+                None,
+                commit,
+            )
             .context("committing a block")?;
+        let header = block.header.clone();
         self.shared
             .view
             .write()
@@ -412,9 +564,30 @@ impl Chain {
         drop(pool);
         self.head = header;
         Ok(Committed {
-            block: Arc::new(block),
+            block,
             events: Arc::new(outcome.events),
         })
+    }
+
+    /// The state at the head (what decides the validators of the next height).
+    pub fn state(&self) -> &State {
+        &self.runtime.state
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+/// The receipt of the `index`th transaction of the block at `height` (its hash is set once sealed).
+fn record(height: u64, index: usize, receipt: Receipt) -> TxRecord {
+    TxRecord {
+        height,
+        block_hash: Hash32::default(),
+        index: index as u32,
+        fee: receipt.fee,
+        error: receipt.error.map(|e| e.to_string()),
+        events: Vec::new(),
     }
 }
 
@@ -613,6 +786,52 @@ mod tests {
         let chain =
             Chain::open(store.clone(), &spec, Keypair::from_uri("//Alice").unwrap()).unwrap();
         (chain, store, dir)
+    }
+
+    #[test]
+    fn a_proposal_is_judged_by_executing_it_and_only_the_decided_one_commits() {
+        let (mut alice, _a_store, _a_dir) = dev_chain();
+        let (mut other, _o_store, _o_dir) = dev_chain();
+        let bob = Keypair::from_uri("//Bob").unwrap();
+        let genesis = alice.genesis_hash();
+        for nonce in 0..3 {
+            let tx = transfer(&bob, nonce, UNITS_PER_TFT, &genesis);
+            let len = tx.encode().len();
+            alice.shared().admit(tx, len).unwrap();
+        }
+        let now_ms = alice.head().timestamp_ms + 1000;
+        let block = alice.propose(now_ms).unwrap();
+        assert_eq!(block.txs.len(), 3);
+        // Proposing commits nothing.
+        assert_eq!(alice.head().height, 0);
+        assert_eq!(alice.shared().pool_len(), 3);
+
+        // Another validator re-executes it and reaches the same roots.
+        let judged = other.check((*block).clone()).unwrap();
+        assert_eq!(judged.hash(), block.hash());
+        // A block whose header lies about the state is refused, with the reason, even re-sealed.
+        let alice_key = Keypair::from_uri("//Alice").unwrap();
+        let mut forged = (*block).clone();
+        forged.header.state_root = Hash32([9; 32]);
+        forged.seal = alice_key.sign(&forged.hash().0);
+        let error = other.check(forged.clone()).unwrap_err().to_string();
+        assert!(error.contains("ends in state"), "{error}");
+        // A seal by someone else is refused before anything runs.
+        let mut unsealed = (*block).clone();
+        unsealed.seal = bob.sign(&unsealed.hash().0);
+        let error = other.check(unsealed).unwrap_err().to_string();
+        assert!(error.contains("not sealed by its author"), "{error}");
+        // Nothing is committed that was not judged.
+        assert!(other.commit(&forged.hash(), None).is_err());
+
+        // Both commit the decided block and agree.
+        let a = alice.commit(&block.hash(), None).unwrap();
+        let o = other.commit(&block.hash(), None).unwrap();
+        assert_eq!(a.block.hash(), o.block.hash());
+        assert_eq!(alice.state().root(), other.state().root());
+        assert_eq!(alice.state().root(), block.header.state_root);
+        assert_eq!(alice.shared().pool_len(), 0);
+        assert_eq!(other.head().height, 1);
     }
 
     #[test]

@@ -35,3 +35,5 @@ pub const RPC_RESERVE_PER_CLIENT_MAX: u32 = 8;
 pub const RPC_IDLE_TIMEOUT_S: u64 = 120;
 /// HTTP requests in flight on one RPC connection (HTTP/2 carries several); more are answered 429.
 pub const RPC_REQUESTS_PER_CONNECTION_MAX: u32 = 128;
+/// Batches of admitted transactions waiting for the relay; a target further behind skips ahead.
+pub const RELAY_BUFFER: usize = 1024;

@@ -1,12 +1,12 @@
-//! The `tfchain` binary: runs a ledger node (`tfchain --dev`), or prints a chain spec to edit
-//! (`tfchain build-spec --dev > spec.json`).
+//! The `tfchain` binary: runs a ledger node (`tfchain --dev` alone; `--p2p-addr` and `--peer` for a
+//! BFT validator or full node), or prints a chain spec to edit (`tfchain build-spec --dev > spec.json`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tfchain::node::Node;
+use tfchain::node::{Node, Role};
 use tfchain::spec::ChainSpec;
 use tfgrid_types::Keypair;
 
@@ -28,9 +28,20 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:9944")]
     rpc_addr: SocketAddr,
     /// Secret URI of the validator key: a BIP39 phrase with optional //junctions, a 0x seed, or a dev
-    /// URI like //Alice [default with --dev: //Alice].
+    /// URI like //Alice [default with --dev and no --p2p-addr: //Alice]. Without it, a node with
+    /// --p2p-addr is a full node: it follows the chain and serves RPC, and never votes.
     #[arg(long, env = "TFCHAIN_VALIDATOR")]
     validator: Option<String>,
+    /// Take part in BFT consensus, listening for peers on this TCP address (e.g. 0.0.0.0:30333).
+    #[arg(long)]
+    p2p_addr: Option<SocketAddr>,
+    /// Another node's --p2p-addr to stay connected to (repeat for each, or a comma-separated list).
+    #[arg(long, value_delimiter = ',', requires = "p2p_addr")]
+    peer: Vec<SocketAddr>,
+    /// Another node's RPC URL, to relay the transactions clients submit here (repeat for each, or
+    /// a comma-separated list): whichever validator proposes next then has them.
+    #[arg(long, value_delimiter = ',', requires = "p2p_addr")]
+    relay_to: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,7 +85,8 @@ async fn shutdown_signal() {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,arc_malachitebft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -85,12 +97,20 @@ async fn main() -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&spec)?);
         return Ok(());
     }
-    let uri = match (&args.validator, args.dev) {
-        (Some(uri), _) => uri.clone(),
-        (None, true) => "//Alice".into(),
-        (None, false) => anyhow::bail!("a validator key is needed: --validator <secret uri>"),
+    let key = |uri: &str| Keypair::from_uri(uri).context("reading the validator key");
+    let role = match (args.p2p_addr, &args.validator) {
+        (Some(listen), validator) => Role::Bft {
+            key: validator.as_deref().map(key).transpose()?,
+            listen,
+            peers: args.peer.clone(),
+            relay_to: args.relay_to.clone(),
+        },
+        (None, Some(uri)) => Role::Solo(key(uri)?),
+        (None, None) if args.dev => Role::Solo(key("//Alice")?),
+        (None, None) => anyhow::bail!(
+            "a validator key is needed (--validator <secret uri>), or --p2p-addr to follow as a full node"
+        ),
     };
-    let validator = Keypair::from_uri(&uri).context("reading the validator key")?;
     let base_path = match &args.base_path {
         Some(path) => path.clone(),
         None => {
@@ -100,6 +120,6 @@ async fn main() -> Result<()> {
                 .join(&spec.id)
         }
     };
-    let node = Node::start(spec, &base_path, args.rpc_addr, validator).await?;
+    let node = Node::start(spec, &base_path, args.rpc_addr, role).await?;
     node.run_until(shutdown_signal()).await
 }

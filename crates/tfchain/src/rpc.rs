@@ -1,6 +1,6 @@
 //! The JSON-RPC server: reads come from the store (the last committed block) and the chain's head
-//! view, writes go through the signature verifier into the chain's pool, one by one or in batches;
-//! none waits on a block being made. `rpc_error` is the one table from errors to RPC codes.
+//! view, writes go through the signature verifier into the chain's pool, one by one or in batches,
+//! and on to the other nodes through the relay; none waits on a block being made. `rpc_error` is the one table from errors to RPC codes.
 
 use std::sync::Arc;
 
@@ -10,13 +10,14 @@ use jsonrpsee::{PendingSubscriptionSink, SubscriptionMessage};
 use tfchain_client::api::*;
 use tfchain_runtime::table::TableKey;
 use tfchain_runtime::types::*;
-use tfchain_runtime::{SignedTransaction, TxInvalid};
+use tfchain_runtime::{Commit, SignedTransaction, TxInvalid};
 use tfgrid_types::{AccountId, ContractId, FarmId, Hash32, NodeId, PolicyId, TwinId};
 use tokio::sync::broadcast;
 
 use crate::chain::{AdmitError, Committed, Shared};
 use crate::limits::{PAGE_LIMIT_MAX, SUBMIT_BATCH_MAX};
 use crate::mempool::PoolError;
+use crate::relay::Relay;
 use crate::spec::ChainSpec;
 use crate::store::Store;
 use crate::verify::Verifier;
@@ -64,6 +65,8 @@ pub struct RpcServer {
     pub finalized: broadcast::Sender<Committed>,
     pub spec: Arc<ChainSpec>,
     pub genesis_hash: Hash32,
+    /// Where the transactions clients submit are relayed (BFT nodes).
+    pub relay: Option<Relay>,
 }
 
 fn decode_tx(hex_tx: &str) -> std::result::Result<(SignedTransaction, usize), RpcError> {
@@ -128,6 +131,50 @@ impl RpcServer {
             return Err(AdmitError::Invalid(TxInvalid::BadSignature(tx.tx.signer)).into());
         }
         Ok((Arc::unwrap_or_clone(tx), len))
+    }
+
+    /// Checks and admits a batch, each transaction on its own; relays the admitted ones when
+    /// `relay` (a batch that came from a client, not from another node).
+    async fn admit_batch(&self, txs: Vec<String>, relay: bool) -> Result<Vec<Submitted>> {
+        if txs.len() > SUBMIT_BATCH_MAX {
+            return Err(rpc_error(RpcError::Malformed(format!(
+                "a batch holds at most {SUBMIT_BATCH_MAX} transactions, not {}",
+                txs.len()
+            ))));
+        }
+        // The signatures of the whole batch are checked together.
+        let checked = futures::future::join_all(txs.iter().map(|tx| self.checked(tx))).await;
+        let mut verdicts: Vec<Option<Submitted>> = Vec::with_capacity(checked.len());
+        let mut valid = Vec::new();
+        for check in checked {
+            match check {
+                Ok(tx) => {
+                    valid.push(tx);
+                    verdicts.push(None);
+                }
+                Err(error) => verdicts.push(Some(refused(error))),
+            }
+        }
+        let mut admitted = self.chain.admit_all(valid).into_iter();
+        let verdicts: Vec<Submitted> = verdicts
+            .into_iter()
+            .map(|verdict| {
+                verdict.unwrap_or_else(|| match admitted.next().expect("a verdict per valid tx") {
+                    Ok(hash) => Submitted::Accepted(hash),
+                    Err(error) => refused(error.into()),
+                })
+            })
+            .collect();
+        if relay && let Some(relayer) = &self.relay {
+            let accepted = txs
+                .into_iter()
+                .zip(&verdicts)
+                .filter(|(_, v)| matches!(v, Submitted::Accepted(_)))
+                .map(|(tx, _)| tx)
+                .collect();
+            relayer.send(accepted);
+        }
+        Ok(verdicts)
     }
 
     async fn pipe<S: Clone, T: serde::Serialize + Send + 'static>(
@@ -211,40 +258,27 @@ impl TfchainApiServer for RpcServer {
     }
 
     async fn submit(&self, tx: String) -> Result<Hash32> {
-        let (tx, len) = self.checked(&tx).await.map_err(rpc_error)?;
-        self.chain.admit(tx, len).map_err(|e| rpc_error(e.into()))
+        let (checked, len) = self.checked(&tx).await.map_err(rpc_error)?;
+        let hash = self
+            .chain
+            .admit(checked, len)
+            .map_err(|e| rpc_error(e.into()))?;
+        if let Some(relay) = &self.relay {
+            relay.send(vec![tx]);
+        }
+        Ok(hash)
     }
 
     async fn submit_batch(&self, txs: Vec<String>) -> Result<Vec<Submitted>> {
-        if txs.len() > SUBMIT_BATCH_MAX {
-            return Err(rpc_error(RpcError::Malformed(format!(
-                "a batch holds at most {SUBMIT_BATCH_MAX} transactions, not {}",
-                txs.len()
-            ))));
-        }
-        // The signatures of the whole batch are checked together.
-        let checked = futures::future::join_all(txs.iter().map(|tx| self.checked(tx))).await;
-        let mut verdicts: Vec<Option<Submitted>> = Vec::with_capacity(checked.len());
-        let mut valid = Vec::new();
-        for check in checked {
-            match check {
-                Ok(tx) => {
-                    valid.push(tx);
-                    verdicts.push(None);
-                }
-                Err(error) => verdicts.push(Some(refused(error))),
-            }
-        }
-        let mut admitted = self.chain.admit_all(valid).into_iter();
-        Ok(verdicts
-            .into_iter()
-            .map(|verdict| {
-                verdict.unwrap_or_else(|| match admitted.next().expect("a verdict per valid tx") {
-                    Ok(hash) => Submitted::Accepted(hash),
-                    Err(error) => refused(error.into()),
-                })
-            })
-            .collect())
+        self.admit_batch(txs, true).await
+    }
+
+    async fn relay(&self, txs: Vec<String>) -> Result<Vec<Submitted>> {
+        self.admit_batch(txs, false).await
+    }
+
+    async fn commit(&self, height: u64) -> Result<Option<Commit>> {
+        self.store.commit(height).map_err(|e| rpc_error(e.into()))
     }
 
     async fn dry_run(&self, tx: String) -> Result<DryRun> {

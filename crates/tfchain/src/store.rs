@@ -1,6 +1,9 @@
 //! The node's storage on redb: the append-only block log, events and transaction index, and the state
-//! tables. Each block is one write transaction, so a crash leaves the last whole block and nothing of
-//! the next. Readers (RPC) see the last committed block through MVCC snapshots, never a half block.
+//! tables, the validators' commit of each block decided by BFT, and the candidate blocks a validator
+//! has judged but not yet seen decided (so that a validator that crashes after voting still has the
+//! block its vote named). Each block is one write transaction, so a crash leaves the last whole block
+//! and nothing of the next. Readers (RPC) see the last committed block through MVCC snapshots, never a
+//! half block.
 
 use std::path::Path;
 
@@ -8,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tfchain_runtime::state::State;
 use tfchain_runtime::table::{Change, TableKey, TableValue};
-use tfchain_runtime::{Block, EventRecord};
+use tfchain_runtime::{Block, Commit, EventRecord};
 use tfgrid_types::Hash32;
 use tfgrid_types::codec;
 
@@ -17,6 +20,8 @@ const BLOCK_BY_HASH: TableDefinition<&[u8; 32], u64> = TableDefinition::new("blo
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const TXS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
+const CANDIDATES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("candidates");
 const HEAD: &str = "head";
 const SPEC_HASH: &str = "spec_hash";
 
@@ -82,7 +87,9 @@ impl Store {
             .map(|v| Hash32(v.value().try_into().expect("32 bytes"))))
     }
 
-    /// Commits a block with everything it produced, in one write transaction.
+    /// Commits a block with everything it produced and the commit that finalized it, in one write
+    /// transaction; the candidates of its height are dropped with it.
+    #[allow(clippy::too_many_arguments)]
     pub fn commit_block(
         &self,
         block: &Block,
@@ -90,6 +97,7 @@ impl Store {
         receipts: &[TxRecord],
         changes: &[Change],
         spec_hash: Option<Hash32>,
+        commit: Option<&Commit>,
     ) -> Result<()> {
         let height = block.header.height;
         let hash = block.hash();
@@ -112,6 +120,11 @@ impl Store {
                     None => table.remove(change.key.as_slice())?,
                 };
             }
+            if let Some(commit) = commit {
+                tx.open_table(COMMITS)?
+                    .insert(height, codec::encode(commit).as_slice())?;
+            }
+            tx.delete_table(CANDIDATES)?;
             let mut meta = tx.open_table(META)?;
             meta.insert(HEAD, height.to_be_bytes().as_slice())?;
             if let Some(spec_hash) = spec_hash {
@@ -132,6 +145,41 @@ impl Store {
         };
         Ok(Some(
             Block::decode(bytes.value()).context("a stored block does not decode")?,
+        ))
+    }
+
+    /// The validators' commit of the block at `height` (none for the genesis or a solo chain).
+    pub fn commit(&self, height: u64) -> Result<Option<Commit>> {
+        let tx = self.db.begin_read()?;
+        let Ok(commits) = tx.open_table(COMMITS) else {
+            return Ok(None);
+        };
+        let Some(bytes) = commits.get(height)? else {
+            return Ok(None);
+        };
+        Ok(Some(codec::decode("commit", bytes.value(), usize::MAX)?))
+    }
+
+    /// Keeps a candidate block for the next height until a block is committed.
+    pub fn keep_candidate(&self, block: &Block) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(CANDIDATES)?
+            .insert(&block.hash().0, block.encode().as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A candidate block kept by [`Store::keep_candidate`] since the last commit.
+    pub fn candidate(&self, hash: &Hash32) -> Result<Option<Block>> {
+        let tx = self.db.begin_read()?;
+        let Ok(candidates) = tx.open_table(CANDIDATES) else {
+            return Ok(None);
+        };
+        let Some(bytes) = candidates.get(&hash.0)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            Block::decode(bytes.value()).context("a kept candidate does not decode")?,
         ))
     }
 

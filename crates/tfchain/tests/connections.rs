@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tfchain::limits::RPC_CONNECTIONS_PER_CLIENT_MAX;
 use tfchain::listener::IDLE_TIMEOUT_ENV;
-use tfchain::node::Node;
+use tfchain::node::{Node, Role};
 use tfchain::spec::ChainSpec;
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
@@ -94,7 +94,7 @@ async fn a_flood_of_idle_websockets_from_one_local_client_locks_no_one_out() {
         ChainSpec::dev(),
         dir.path(),
         "127.0.0.1:0".parse().unwrap(),
-        alice.clone(),
+        Role::Solo(alice.clone()),
     )
     .await
     .unwrap();

@@ -2,9 +2,11 @@
 //! client.
 
 mod access;
+mod bft;
 mod chain;
 mod cli;
 mod contracts;
+mod failover;
 mod overlay;
 mod rpc;
 mod sdk_multinode;
