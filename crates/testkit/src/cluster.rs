@@ -40,6 +40,17 @@ impl Cluster {
         full_nodes: usize,
         edit: impl FnOnce(&mut serde_json::Value),
     ) -> Cluster {
+        let mut cluster = Cluster::new(validators, full_nodes, edit);
+        cluster.start_all().await;
+        cluster
+    }
+
+    /// The cluster `start` makes, not started yet: a test may change a node's arguments first.
+    pub fn new(
+        validators: usize,
+        full_nodes: usize,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Cluster {
         let spec = crate::dev_spec(validators, edit);
         let mut lan = Lan::new().expect("a LAN of namespaces (needs root)");
         let hosts: Vec<Host> = (0..validators + full_nodes)
@@ -74,18 +85,21 @@ impl Cluster {
                 ChainProcess::new(Some(host.clone()), &spec, RPC_PORT, role)
             })
             .collect();
-        let mut cluster = Cluster {
+        Cluster {
             nodes,
             validators,
             lan,
-        };
-        for node in &mut cluster.nodes {
+        }
+    }
+
+    /// Starts every node, and waits until each RPC answers.
+    pub async fn start_all(&mut self) {
+        for node in &mut self.nodes {
             node.spawn();
         }
-        for i in 0..cluster.nodes.len() {
-            cluster.wait_rpc(i).await;
+        for i in 0..self.nodes.len() {
+            self.wait_rpc(i).await;
         }
-        cluster
     }
 
     async fn wait_rpc(&self, i: usize) {

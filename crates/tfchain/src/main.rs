@@ -42,6 +42,10 @@ struct Args {
     /// a comma-separated list): whichever validator proposes next then has them.
     #[arg(long, value_delimiter = ',', requires = "p2p_addr")]
     relay_to: Vec<String>,
+    /// Fault injection for tests: sign a second, conflicting proposal when proposing at these
+    /// heights (a comma-separated list).
+    #[arg(long, hide = true, value_delimiter = ',', requires = "validator")]
+    equivocate_at: Vec<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +108,7 @@ async fn main() -> Result<()> {
             listen,
             peers: args.peer.clone(),
             relay_to: args.relay_to.clone(),
+            equivocate_at: args.equivocate_at.clone(),
         },
         (None, Some(uri)) => Role::Solo(key(uri)?),
         (None, None) if args.dev => Role::Solo(key("//Alice")?),

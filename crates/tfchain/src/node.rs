@@ -37,6 +37,8 @@ pub enum Role {
         peers: Vec<SocketAddr>,
         /// The other nodes' RPC URLs, where the transactions clients submit here are relayed.
         relay_to: Vec<String>,
+        /// Fault injection: heights at which this validator equivocates.
+        equivocate_at: Vec<u64>,
     },
 }
 
@@ -102,11 +104,16 @@ impl Node {
         let engine: Box<dyn Consensus> = match role {
             Role::Solo(_) => Box::new(Solo { block_time }),
             Role::Bft {
-                key, listen, peers, ..
+                key,
+                listen,
+                peers,
+                equivocate_at,
+                ..
             } => Box::new(Bft {
                 key,
                 listen,
                 peers,
+                equivocate_at,
                 dir: base_path.to_path_buf(),
                 block_time,
             }),

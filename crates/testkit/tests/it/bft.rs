@@ -148,3 +148,103 @@ async fn with_two_of_four_down_nothing_is_final_and_nothing_is_lost() {
     let top = cluster.wait_blocks(&ALL, 1, WAIT).await;
     cluster.assert_agree(&ALL, top).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_validator_signing_two_proposals_at_a_height_is_recorded_and_forks_nothing() {
+    let mut cluster = Cluster::new(4, 0, fast);
+    // Alice signs a second, conflicting proposal whenever she proposes at heights 1 to 40.
+    let heights: Vec<String> = (1..=40).map(|h: u64| h.to_string()).collect();
+    cluster.nodes[0]
+        .role
+        .extend(["--equivocate-at".into(), heights.join(",")]);
+    cluster.start_all().await;
+    cluster.wait_height(&ALL, 40, WAIT).await;
+
+    let alice = Keypair::from_uri("//Alice").unwrap().account();
+    let mut caught = vec![];
+    for i in [1, 2, 3] {
+        let client = cluster.client(i).await;
+        for height in 1..=40 {
+            let commit = client
+                .rpc()
+                .commit(height)
+                .await
+                .unwrap()
+                .expect("a commit");
+            if commit.equivocators.contains(&alice) {
+                caught.push((i, height));
+            }
+        }
+    }
+    assert!(
+        !caught.is_empty(),
+        "no honest validator recorded Alice's equivocation\n{}",
+        cluster.logs()
+    );
+    // No fork: one block and state root per height on every validator.
+    cluster.assert_agree(&ALL, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_node_follows_and_the_council_hands_a_validator_seat_to_another() {
+    // Alice to Dave validate; Eve runs with a key but holds no seat; the sixth node is a full node.
+    let mut cluster = Cluster::new(4, 2, fast);
+    cluster.nodes[4]
+        .role
+        .extend(["--validator".into(), "//Eve".into()]);
+    cluster.start_all().await;
+    let (eve_node, full_node) = (4, 5);
+    cluster.wait_height(&[full_node], 3, WAIT).await;
+
+    // The full node serves RPC, and what it takes reaches the validators.
+    let bob = Keypair::from_uri("//Bob").unwrap();
+    transfer(&cluster, full_node, &bob, UNITS_PER_TFT).await;
+
+    // The council moves Alice's seat to Eve.
+    let keys = ["//Bob", "//Charlie", "//Dave", "//Eve"];
+    let seats: Vec<_> = keys
+        .iter()
+        .map(|k| Keypair::from_uri(k).unwrap().account())
+        .collect();
+    let set = Call::from(tfchain_runtime::validators::Call::SetValidators {
+        validators: seats.clone(),
+    });
+    let motion = tfchain_runtime::council::Call::propose(&set, 1, "Eve takes Alice's seat");
+    let alice = Keypair::from_uri("//Alice").unwrap();
+    let chosen = cluster
+        .client(0)
+        .await
+        .execute(&alice, motion)
+        .await
+        .unwrap();
+    let at_height = chosen.height + tfchain_runtime::limits::VALIDATOR_SET_DELAY;
+    cluster.wait_height(&ALL, at_height + 1, WAIT).await;
+
+    // Alice and Bob both gone: with Eve's vote, Charlie, Dave and Eve are three of four seats.
+    cluster.kill(0);
+    cluster.kill(1);
+    let live = [2, 3, eve_node, full_node];
+    let top = cluster.wait_blocks(&live, 5, WAIT).await;
+    cluster.assert_agree(&live, top).await;
+    let eve = Keypair::from_uri("//Eve").unwrap().account();
+    let commit = cluster
+        .client(full_node)
+        .await
+        .rpc()
+        .commit(top)
+        .await
+        .unwrap()
+        .expect("a commit");
+    assert!(
+        commit.signatures.iter().any(|(who, _)| *who == eve),
+        "Eve's precommit is not in the commit: {commit:?}"
+    );
+    let info = cluster
+        .client(full_node)
+        .await
+        .rpc()
+        .validators()
+        .await
+        .unwrap();
+    assert_eq!(info.current, seats);
+}

@@ -24,15 +24,16 @@ use malachitebft_app_channel::app::net::Multiaddr;
 use malachitebft_app_channel::app::types::Keypair as NetKeypair;
 use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::{
-    ConsensusContext, NetworkContext, NetworkIdentity, RequestContext, Signer, SyncContext,
-    WalContext,
+    ByzantineContext, ConsensusContext, EngineBuilder, NetworkContext, NetworkIdentity,
+    RequestContext, Signer, SyncContext, WalContext,
 };
+use malachitebft_engine_byzantine::{ByzantineConfig, Trigger};
 use tfgrid_types::Keypair;
 use tokio::sync::{broadcast, watch};
 
 use crate::chain::{Chain, Committed};
 use crate::consensus::Consensus;
-use context::{Address, BorshCodec, KeySigner, KeyVerifier, Ledger};
+use context::{Address, BlockId, BorshCodec, KeySigner, KeyVerifier, Ledger};
 
 /// A BFT node: a validator when it has a key, a full node otherwise.
 #[derive(Debug)]
@@ -46,6 +47,9 @@ pub struct Bft {
     /// Where the write-ahead log lives.
     pub dir: PathBuf,
     pub block_time: Duration,
+    /// Fault injection for tests: at these heights this validator signs a second, conflicting
+    /// proposal when it proposes, as a faulty or malicious validator would.
+    pub equivocate_at: Vec<u64>,
 }
 
 /// Malachite's configuration of one node.
@@ -150,17 +154,46 @@ impl Bft {
         let wal = self.dir.join("wal").join("consensus.wal");
         std::fs::create_dir_all(self.dir.join("wal"))
             .with_context(|| format!("creating {}", self.dir.display()))?;
-        let (channels, engine) = malachitebft_app_channel::start_engine(
-            Ledger,
-            config,
-            WalContext::new(wal, BorshCodec),
-            NetworkContext::new(identity, BorshCodec),
-            consensus,
-            SyncContext::new(BorshCodec),
-            RequestContext::new(100),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("starting the consensus engine: {e:#}"))?;
+        let builder =
+            EngineBuilder::new(Ledger, config).with_default_wal(WalContext::new(wal, BorshCodec));
+        let built = if self.equivocate_at.is_empty() {
+            builder
+                .with_default_network(NetworkContext::new(identity, BorshCodec))
+                .with_default_consensus(consensus)
+                .with_default_sync(SyncContext::new(BorshCodec))
+                .with_default_request(RequestContext::new(100))
+                .build()
+                .await
+        } else {
+            tracing::warn!(heights = ?self.equivocate_at, "fault injection: this validator equivocates");
+            let trigger = Trigger::AtHeights {
+                heights: self.equivocate_at.clone(),
+            };
+            builder
+                .with_byzantine_network(ByzantineContext {
+                    identity,
+                    codec: BorshCodec,
+                    config: ByzantineConfig::default().with_equivocate_proposals(trigger),
+                    signer: Box::new(KeySigner(key)),
+                    address,
+                    // A proposal of a block nobody has: the same hash with its last bit flipped.
+                    conflicting_value_fn: Some(Box::new(|id: &BlockId| {
+                        let mut hash = id.0;
+                        hash.0[31] ^= 1;
+                        BlockId(hash)
+                    })),
+                    conflicting_vote_value_fn: None,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("starting the faulty network: {e:#}"))?
+                .with_default_consensus(consensus)
+                .with_default_sync(SyncContext::new(BorshCodec))
+                .with_default_request(RequestContext::new(100))
+                .build()
+                .await
+        };
+        let (channels, engine) =
+            built.map_err(|e| anyhow::anyhow!("starting the consensus engine: {e:#}"))?;
         Ok((channels, engine, address))
     }
 }
