@@ -27,6 +27,9 @@ use super::context::{self, Address, BlockId, Height, Ledger, ProposalPart, Sig, 
 use super::parts::{self, Proposed, Streams};
 use crate::chain::{Chain, Committed};
 
+/// How far ahead of this validator's clock a proposed block may be stamped.
+const TIMESTAMP_AHEAD_MAX_MS: u64 = 2_000;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -283,6 +286,9 @@ impl App {
             return None;
         }
         if proposed.height > self.height {
+            if self.future.len() >= parts::STREAMS_MAX {
+                self.future.remove(0);
+            }
             self.future.push(proposed);
             return None;
         }
@@ -306,12 +312,17 @@ impl App {
         }
         let hash = block.hash();
         let author_is_validator = set.get_by_address(&Address(block.header.author)).is_some();
+        let ahead_ms = block.header.timestamp_ms.saturating_sub(now_ms());
         let chain = &mut self.chain;
         let verdict = tokio::task::block_in_place(|| -> Result<()> {
             anyhow::ensure!(
                 author_is_validator,
                 "block {hash} is authored by {}, not a validator",
                 block.header.author
+            );
+            anyhow::ensure!(
+                ahead_ms <= TIMESTAMP_AHEAD_MAX_MS,
+                "block {hash} is stamped {ahead_ms} ms in the future"
             );
             chain.check(block)?;
             chain.persist_candidate(&hash)
