@@ -435,12 +435,23 @@ impl Chain {
             header.tx_root == tx_root(&block.txs),
             "block {hash}: its transactions do not match its transaction root"
         );
-        let signed: Vec<_> = block.txs.iter().cloned().map(Arc::new).collect();
-        if let Some(bad) = crate::verify::check_all(&signed, &self.genesis_hash)
-            .iter()
-            .position(|ok| !ok)
-        {
-            bail!("block {hash}: transaction {bad} is not validly signed");
+        // What the pool holds had its signature checked when admitted (the hash covers it).
+        let unchecked: Vec<_> = {
+            let pool = self.shared.pool();
+            block
+                .txs
+                .iter()
+                .filter(|tx| !pool.contains(&tx.hash()))
+                .cloned()
+                .map(Arc::new)
+                .collect()
+        };
+        let verdicts = crate::verify::check_all(&unchecked, &self.genesis_hash);
+        if let Some(bad) = verdicts.iter().position(|ok| !ok) {
+            bail!(
+                "block {hash}: transaction {} is not validly signed",
+                unchecked[bad].hash()
+            );
         }
         self.runtime.begin_block(header.height, header.timestamp_ms);
         let mut records = Vec::with_capacity(block.txs.len());
@@ -821,6 +832,13 @@ mod tests {
         unsealed.seal = bob.sign(&unsealed.hash().0);
         let error = other.check(unsealed).unwrap_err().to_string();
         assert!(error.contains("not sealed by its author"), "{error}");
+        // A transaction signed by nobody is refused, though the block is well sealed.
+        let mut badly_signed = (*block).clone();
+        badly_signed.txs[0].signature = Signature([5; 64]);
+        badly_signed.header.tx_root = tx_root(&badly_signed.txs);
+        badly_signed.seal = alice_key.sign(&badly_signed.hash().0);
+        let error = other.check(badly_signed).unwrap_err().to_string();
+        assert!(error.contains("is not validly signed"), "{error}");
         // Nothing is committed that was not judged.
         assert!(other.commit(&forged.hash(), None).is_err());
 
