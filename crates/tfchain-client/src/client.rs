@@ -331,11 +331,12 @@ fn other_chain(answered: Hash32, expected: Option<Hash32>) -> String {
     format!("serves another chain: genesis {answered} where this client's chain has {expected}")
 }
 
-/// A connection to `endpoint` and its `chain_status`, within [`ENDPOINT_CONNECT_TIMEOUT`].
+/// A connection to `endpoint` and its `chain_status`, within [`ENDPOINT_CONNECT_TIMEOUT`] for the
+/// whole (jsonrpsee's own connection time-out is longer, so the error says the same each time).
 async fn answer(endpoint: &str) -> Result<(WsClient, ChainStatus), String> {
     let connect = async {
         let rpc = WsClientBuilder::default()
-            .connection_timeout(ENDPOINT_CONNECT_TIMEOUT)
+            .connection_timeout(2 * ENDPOINT_CONNECT_TIMEOUT)
             .request_timeout(REQUEST_TIMEOUT)
             .enable_ws_ping(
                 PingConfig::new()

@@ -1,7 +1,8 @@
 //! Crash and restart: `gridproxy` killed with SIGKILL while the chain keeps billing resumes where its
 //! store stopped and applies no block twice (its bills and consumption equal what the chain's blocks
-//! hold, counted from the blocks themselves); a restarted chain is followed again; a store of another
-//! chain is refused.
+//! hold, counted from the blocks themselves); a restarted chain is followed again, also through an
+//! endpoint list whose first endpoint is closed, with every twin of the chain indexed once; a store
+//! of another chain is refused.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,6 +59,20 @@ async fn bills_indexed(proxy: &Proxy, contracts: &[u64]) -> BTreeMap<u64, (u64, 
         out.insert(*id, (bills.len() as u64, total));
     }
     out
+}
+
+/// Waits until the index is past `height` (the chain's, when it stopped).
+async fn indexed_past(proxy: &Proxy, height: u64) {
+    let port = proxy.port;
+    wait_for(
+        "indexing past the chain restart",
+        Duration::from_secs(30),
+        || async move {
+            let health = get(port, "/health").await.ok()?.json();
+            (health["indexed_height"].as_u64()? > height).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -162,18 +177,47 @@ async fn resumes_after_kill_without_double_applying(store: Option<String>) {
     chain.kill9();
     chain.restart().await;
     let client = chain.client().await;
-    let port = proxy.port;
-    wait_for(
-        "indexing past the chain restart",
-        Duration::from_secs(30),
-        || async move {
-            let health = get(port, "/health").await.ok()?.json();
-            (health["indexed_height"].as_u64()? > stopped_at).then_some(())
-        },
-    )
-    .await;
+    indexed_past(&proxy, stopped_at).await;
     proxy.caught_up(&client).await;
     assert!(proxy.running(), "{}", proxy.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follows_a_restarted_chain_through_an_endpoint_list() {
+    let mut chain = fast_chain().await;
+    let live = chain.rpc_url();
+    let closed = format!("ws://127.0.0.1:{}", testkit::free_port());
+    let mut proxy = Proxy::start(&format!("{closed},{live}")).await;
+    let home = tempfile::tempdir().unwrap();
+    cli(home.path(), &chain, &["--key", "//Alice", "twin", "create"]);
+    let stopped_at = proxy.caught_up(&chain.client().await).await;
+
+    chain.kill9();
+    chain.restart().await;
+    cli(home.path(), &chain, &["--key", "//Bob", "twin", "create"]);
+    let client = chain.client().await;
+    indexed_past(&proxy, stopped_at).await;
+    proxy.caught_up(&client).await;
+    assert!(proxy.running(), "{}", proxy.log());
+    // Connected through the list twice, each time to the live endpoint.
+    let following = format!("following the chain at {live}");
+    assert!(
+        proxy.log().matches(&following).count() >= 2,
+        "{}",
+        proxy.log()
+    );
+    // Every twin once: none missed across the restart, none applied twice.
+    let twins = proxy.json("/twins").await;
+    let ids: Vec<u64> = twins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["twinId"].as_u64().unwrap())
+        .collect();
+    let on_chain = client.rpc().twins(Default::default()).await.unwrap();
+    let expect: Vec<u64> = on_chain.iter().map(|t| t.id as u64).collect();
+    assert_eq!(ids, expect);
+    assert_eq!(ids.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
