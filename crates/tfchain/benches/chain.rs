@@ -1,7 +1,10 @@
 //! Benchmark of signed transfers: through the runtime alone (batch signature checks, then apply and
 //! seal), and through RPC into sealed blocks of a running node, one transaction a request and in
 //! batch submissions. Prints the medians, the physical bound (signature checks per second per core,
-//! one by one and batched), and the latency of a wallet's `account` queries under that load.
+//! one by one and batched), and the latency of a wallet's `account` queries under that load. The
+//! `bft` section runs four validators under Tendermint (in this process, on loopback) against the
+//! solo node in the same run: transfers per second into final blocks, the CPU time one validator
+//! spends per transfer, and the time from submission to finality at the dev spec's 1 s blocks.
 //! Run with `cargo xtask bench chain` (or `cargo bench -p tfchain --bench chain -- [transfers]`).
 
 use std::sync::Arc;
@@ -215,6 +218,193 @@ async fn rpc_bench(
     }
 }
 
+/// A running network: solo, or `validators` validators under BFT on loopback.
+struct Network {
+    nodes: Vec<Node>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Network {
+    async fn start(genesis: Genesis, block_time_ms: u64, validators: usize) -> Network {
+        let mut spec = ChainSpec::dev();
+        spec.genesis = genesis;
+        spec.block_time_ms = block_time_ms;
+        let keys: Vec<Keypair> = tfchain_runtime::genesis::DEV_ACCOUNTS[..validators]
+            .iter()
+            .map(|name| Keypair::from_uri(&format!("//{name}")).unwrap())
+            .collect();
+        spec.genesis.validators = keys.iter().map(Keypair::account).collect();
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p2p: Vec<std::net::SocketAddr> = (0..validators)
+            .map(|_| free().local_addr().unwrap())
+            .collect();
+        let rpc: Vec<std::net::SocketAddr> = (0..validators)
+            .map(|_| free().local_addr().unwrap())
+            .collect();
+        let (mut nodes, mut dirs) = (Vec::new(), Vec::new());
+        for (i, key) in keys.into_iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let role = if validators == 1 {
+                Role::Solo(key)
+            } else {
+                let others = |addrs: &[std::net::SocketAddr]| -> Vec<std::net::SocketAddr> {
+                    addrs
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, a)| *a)
+                        .collect()
+                };
+                Role::Bft {
+                    key: Some(key),
+                    listen: p2p[i],
+                    peers: others(&p2p),
+                    relay_to: others(&rpc).iter().map(|a| format!("ws://{a}")).collect(),
+                    equivocate_at: vec![],
+                }
+            };
+            nodes.push(
+                Node::start(spec.clone(), dir.path(), rpc[i], role)
+                    .await
+                    .unwrap(),
+            );
+            dirs.push(dir);
+        }
+        Network { nodes, _dirs: dirs }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("ws://{}", n.rpc_addr))
+            .collect()
+    }
+}
+
+/// CPU seconds this process has used (user and system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Transfers per second from batch submissions, spread over the network's nodes, into final blocks
+/// on every node, and the CPU seconds spent per transfer.
+async fn network_rate(keys: &[Keypair], network: &Network) -> (f64, f64) {
+    let urls = network.urls();
+    let client = tfchain_client::Client::connect(&urls[0]).await.unwrap();
+    let txs: Vec<String> = transfers(keys, 0, &client.genesis_hash())
+        .iter()
+        .map(|t| format!("0x{}", hex::encode(t.encode())))
+        .collect();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
+    let chunk = txs.len().div_ceil(8);
+    let mut tasks = Vec::new();
+    for (k, part) in txs.chunks(chunk).enumerate() {
+        let (part, url) = (part.to_vec(), urls[k % urls.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            let client = tfchain_client::Client::connect(&url).await.unwrap();
+            for txs in part.chunks(512) {
+                let verdicts = client.rpc().submit_batch(txs.to_vec()).await.unwrap();
+                assert!(verdicts.iter().all(|v| matches!(v, Submitted::Accepted(_))));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for url in &urls {
+        let client = tfchain_client::Client::connect(url).await.unwrap();
+        while client.rpc().status().await.unwrap().pending_txs > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    (
+        txs.len() as f64 / elapsed,
+        (cpu_seconds() - cpu) / txs.len() as f64,
+    )
+}
+
+/// Milliseconds from submitting a transfer to its final block, one transfer at a time.
+async fn commit_latencies(network: &Network, samples: usize) -> Vec<f64> {
+    let client = tfchain_client::Client::connect(&network.urls()[0])
+        .await
+        .unwrap();
+    let bob = Keypair::from_uri("//Bob").unwrap();
+    let charlie = Keypair::from_uri("//Charlie").unwrap().account();
+    let mut latencies = Vec::new();
+    for i in 0..samples {
+        // Submit at a different point of the block each time.
+        tokio::time::sleep(Duration::from_millis(137 * (i as u64 % 7))).await;
+        let call = Call::Balances(balances::Call::Transfer {
+            dest: charlie,
+            amount: UNITS_PER_TFT,
+        });
+        let start = Instant::now();
+        let hash = client.submit(&bob, call).await.unwrap();
+        client.wait(hash, Duration::from_secs(60)).await.unwrap();
+        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies
+}
+
+/// Solo against four BFT validators, in one run.
+fn bft_section(keys: &[Keypair], genesis: &Genesis, rt: &tokio::runtime::Runtime) {
+    const VALIDATORS: usize = 4;
+    println!("bft: {VALIDATORS} validators (Tendermint, Malachite) against solo, in this process");
+    let mut results = Vec::new();
+    for validators in [1, VALIDATORS] {
+        let (mut rates, mut cpus) = (Vec::new(), Vec::new());
+        for _ in 0..RPC_ROUNDS {
+            let network = rt.block_on(Network::start(genesis.clone(), 100, validators));
+            let (rate, cpu) = rt.block_on(network_rate(keys, &network));
+            rates.push(rate);
+            cpus.push(cpu / validators as f64);
+        }
+        let network = rt.block_on(Network::start(genesis.clone(), 1000, validators));
+        let latencies = rt.block_on(commit_latencies(&network, 21));
+        results.push((median(rates), median(cpus), latencies));
+    }
+    let [
+        (solo_rate, solo_cpu, solo_lat),
+        (bft_rate, bft_cpu, bft_lat),
+    ] = <[_; 2]>::try_from(results).unwrap();
+    println!(
+        "  transfers/s into final blocks (100 ms blocks, batches of 512 over every node), median of {RPC_ROUNDS}: solo {solo_rate:.0}, bft {bft_rate:.0}: ratio {:.2} (goal 0.5: {})",
+        bft_rate / solo_rate,
+        if bft_rate >= 0.5 * solo_rate {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "  CPU per transfer per validator: solo {:.1} µs, bft {:.1} µs: ratio {:.2} (throughput ratio with a machine per validator: {:.2})",
+        solo_cpu * 1e6,
+        bft_cpu * 1e6,
+        bft_cpu / solo_cpu,
+        solo_cpu / bft_cpu
+    );
+    let (solo_median, bft_median) = (median(solo_lat.clone()), median(bft_lat.clone()));
+    println!(
+        "  submit to final (dev spec, 1 s blocks, 21 transfers): solo median {solo_median:.0} ms (max {:.0}), bft median {bft_median:.0} ms (max {:.0}); goal under 1 s: {}",
+        percentile(solo_lat, 1.0),
+        percentile(bft_lat, 1.0),
+        if bft_median < 1000.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
+
 fn main() {
     let n: usize = std::env::args()
         .skip(1)
@@ -241,6 +431,10 @@ fn main() {
         }
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
+    if std::env::args().any(|a| a == "bft") {
+        bft_section(&keys, &genesis, &rt);
+        return;
+    }
     for (mode, batch) in [("one per request", 1), ("batches of 512", 512)] {
         let mut rates = Vec::new();
         let mut latencies = Vec::new();
@@ -262,4 +456,5 @@ fn main() {
             percentile(latencies, 1.0)
         );
     }
+    bft_section(&keys, &genesis, &rt);
 }

@@ -160,6 +160,15 @@ impl Store {
         Ok(Some(codec::decode("commit", bytes.value(), usize::MAX)?))
     }
 
+    /// Replaces the commit of a committed block (to add what was learnt after it was committed).
+    pub fn put_commit(&self, commit: &Commit) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(COMMITS)?
+            .insert(commit.height, codec::encode(commit).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Keeps a candidate block for the next height until a block is committed.
     pub fn keep_candidate(&self, block: &Block) -> Result<()> {
         let tx = self.db.begin_write()?;

@@ -135,7 +135,13 @@ impl App {
                 let value = self.received_part(published_by.unwrap_or(from), part);
                 let _ = reply.send(value);
             }
-            AppMsg::Decided { reply, .. } => {
+            AppMsg::Decided {
+                certificate, reply, ..
+            } => {
+                // Decided is final: commit now, not after the height's target time.
+                if let Err(e) = self.commit_decided(&certificate, Vec::new()) {
+                    tracing::error!(height = %certificate.height, "cannot commit the decided block: {e:#}");
+                }
                 let _ = reply.send(());
             }
             AppMsg::Finalized {
@@ -349,15 +355,14 @@ impl App {
         Some(value)
     }
 
-    /// Commits the decided block with its commit, and publishes it.
-    fn finalize(
-        &mut self,
-        certificate: &CommitCertificate<Ledger>,
+    /// The validators of `height` that Malachite caught signing two different messages for a step.
+    fn equivocators(
+        &self,
+        height: Height,
         evidence: &MisbehaviorEvidence<Ledger>,
-    ) -> Result<()> {
-        let hash = certificate.value_id.0;
-        let set = self.validator_set(certificate.height);
-        let equivocators: Vec<_> = set
+    ) -> Vec<tfgrid_types::AccountId> {
+        let set = self.validator_set(height);
+        let caught: Vec<_> = set
             .validators
             .iter()
             .filter(|v| {
@@ -366,9 +371,23 @@ impl App {
             })
             .map(|v| v.address.0)
             .collect();
-        for account in &equivocators {
-            tracing::warn!(height = %certificate.height, validator = %account, "equivocation: it signed two different messages for one step");
+        for account in &caught {
+            tracing::warn!(%height, validator = %account, "equivocation: it signed two different messages for one step");
         }
+        caught
+    }
+
+    /// Commits the decided block with its commit and publishes it, once: a height already
+    /// committed is left as it is.
+    fn commit_decided(
+        &mut self,
+        certificate: &CommitCertificate<Ledger>,
+        equivocators: Vec<tfgrid_types::AccountId>,
+    ) -> Result<()> {
+        if self.chain.head().height >= certificate.height.0 {
+            return Ok(());
+        }
+        let hash = certificate.value_id.0;
         let commit = Commit {
             height: certificate.height.0,
             round: certificate.round.as_u32().unwrap_or(0),
@@ -395,13 +414,35 @@ impl App {
             height = committed.block.header.height,
             txs = committed.block.txs.len(),
             round = commit.round,
-            "finalized"
+            "committed"
         );
         // No subscriber is not an error.
         let _ = self.finalized.send(committed);
         self.height = Height(self.chain.head().height + 1);
         self.round = Round::Nil;
         self.proposals.clear();
+        Ok(())
+    }
+
+    /// The height is over: its block is committed (if `Decided` could not), and the equivocations
+    /// seen at it are added to its commit.
+    fn finalize(
+        &mut self,
+        certificate: &CommitCertificate<Ledger>,
+        evidence: &MisbehaviorEvidence<Ledger>,
+    ) -> Result<()> {
+        let equivocators = self.equivocators(certificate.height, evidence);
+        if self.chain.head().height < certificate.height.0 {
+            return self.commit_decided(certificate, equivocators);
+        }
+        if !equivocators.is_empty() {
+            let store = self.chain.store();
+            let mut commit = store
+                .commit(certificate.height.0)?
+                .context("a committed block without its commit")?;
+            commit.equivocators = equivocators;
+            store.put_commit(&commit)?;
+        }
         Ok(())
     }
 
