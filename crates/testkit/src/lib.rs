@@ -1,8 +1,9 @@
 //! Helpers for end-to-end tests: find the workspace's built binaries, start a dev chain as a real
 //! process on a free loopback port, kill it hard, restart it on the same data, and run the CLI; a
-//! LAN of network namespaces (`lan`); a BFT network of validators on such a LAN (`cluster`); a whole `tfgrid up` grid (`local`); a PostgreSQL server
-//! (`postgres`); where a container's cgroup is, on cgroup v1, v2 or hybrid hosts. Waits are on
-//! conditions with deadlines, never fixed sleeps.
+//! LAN of network namespaces (`lan`); a BFT network of validators on such a LAN (`cluster`); a
+//! whole `tfgrid up` grid (`local`); the explorer as a process (`explorer`); a PostgreSQL server
+//! (`postgres`); a farm and node agents on a chain's endpoint list; where a container's cgroup is,
+//! on cgroup v1, v2 or hybrid hosts. Waits are on conditions with deadlines, never fixed sleeps.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use tfchain_client::Client;
 
 pub mod cluster;
+pub mod explorer;
 pub mod local;
 pub mod postgres;
 pub use cluster::Cluster;
@@ -325,6 +327,11 @@ impl ZosProcess {
         std::fs::read_to_string(self.data_dir.join("zos.log")).unwrap_or_default()
     }
 
+    /// The agent's PID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The PID of the 0-db server the agent started, if any.
     pub fn zdb_pid(&self) -> Option<u32> {
         std::fs::read_to_string(self.data_dir.join("zdb/pid"))
@@ -347,6 +354,27 @@ impl Drop for ZosProcess {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Whether process `pid` holds an established TCP connection to `peer` (`ip:port`), as `ss` sees
+/// it from the test's namespace.
+pub fn connected_to(pid: u32, peer: &str) -> bool {
+    let out = Command::new("ss")
+        .args(["-Htnp", "state", "established"])
+        .output()
+        .expect("ss");
+    assert!(out.status.success(), "ss: {out:?}");
+    holds_connection(&String::from_utf8_lossy(&out.stdout), pid, peer)
+}
+
+/// Whether a line of `ss -Htnp state established` (receive and send queues, local and peer
+/// address, the owning processes) is `pid`'s connection to `peer`.
+fn holds_connection(ss: &str, pid: u32, peer: &str) -> bool {
+    let owner = format!("pid={pid},");
+    ss.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(3) == Some(&peer) && fields.get(4).is_some_and(|p| p.contains(&owner))
+    })
 }
 
 /// The output of a command that must succeed (stdout); panics with everything it printed otherwise.
@@ -394,8 +422,7 @@ impl Grid {
             client,
             home: tempfile::tempdir().expect("temp dir"),
         };
-        ok(grid.cli(&["--key", "//Alice", "twin", "create"]));
-        ok(grid.cli(&["--key", "//Alice", "farm", "create", "farm1"]));
+        create_farm(grid.home.path(), &grid.chain.rpc_url());
         grid
     }
 
@@ -426,37 +453,69 @@ impl Grid {
         capacity: &str,
         data_dir: &Path,
     ) -> ZosProcess {
-        use tfchain_client::api::TfchainApiClient;
-        let alice = tfgrid_types::Keypair::from_uri("//Alice").expect("dev key");
-        let dest = tfgrid_types::Keypair::from_seed(seed).account();
-        let fund = tfchain_runtime::balances::Call::Transfer {
-            dest,
-            amount: tfgrid_types::UNITS_PER_TFT,
-        };
-        self.client
-            .execute(&alice, tfchain_runtime::Call::Balances(fund))
-            .await
-            .expect("funding the node");
-        let zos = ZosProcess::start_on(host, &self.chain.rpc_url(), 1, capacity, data_dir, seed);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self
-            .client
-            .rpc()
-            .node(node_id)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "node {node_id} did not register:\n{}",
-                zos.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        zos
+        let rpc_url = self.chain.rpc_url();
+        add_node_at(
+            &self.client,
+            &rpc_url,
+            host,
+            node_id,
+            seed,
+            capacity,
+            data_dir,
+        )
+        .await
     }
+}
+
+/// Creates Alice's twin (twin 1) and farm 1 through the CLI with its keystore in `home`, on the
+/// chain at `rpc_url` (one endpoint or a list).
+pub fn create_farm(home: &Path, rpc_url: &str) {
+    ok(tfgrid(
+        home,
+        rpc_url,
+        &["--key", "//Alice", "twin", "create"],
+    ));
+    ok(tfgrid(
+        home,
+        rpc_url,
+        &["--key", "//Alice", "farm", "create", "farm1"],
+    ));
+}
+
+/// Funds a node account from Alice through `client`, starts `zos` for farm 1 on the chain at
+/// `rpc_url` (one endpoint, or the chain's comma-separated endpoint list) in `host`'s namespace, if
+/// given, and waits until it registered as node `node_id`.
+pub async fn add_node_at(
+    client: &Client,
+    rpc_url: &str,
+    host: Option<Host>,
+    node_id: u32,
+    seed: [u8; 32],
+    capacity: &str,
+    data_dir: &Path,
+) -> ZosProcess {
+    use tfchain_client::api::TfchainApiClient;
+    let alice = tfgrid_types::Keypair::from_uri("//Alice").expect("dev key");
+    let dest = tfgrid_types::Keypair::from_seed(seed).account();
+    let fund = tfchain_runtime::balances::Call::Transfer {
+        dest,
+        amount: tfgrid_types::UNITS_PER_TFT,
+    };
+    client
+        .execute(&alice, tfchain_runtime::Call::Balances(fund))
+        .await
+        .expect("funding the node");
+    let zos = ZosProcess::start_on(host, rpc_url, 1, capacity, data_dir, seed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.rpc().node(node_id).await.ok().flatten().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "node {node_id} did not register:\n{}",
+            zos.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    zos
 }
 
 /// Registers a node as Zero-OS does (funded by Alice, terms, twin, node in farm 1).
@@ -552,4 +611,22 @@ pub fn container_memory_limit(id: &str) -> Option<u64> {
     ]
     .iter()
     .find_map(|file| std::fs::read_to_string(file).ok()?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_connection;
+
+    #[test]
+    fn a_connection_is_the_process_s_to_that_peer() {
+        let ss = "0 0 10.0.0.1:40000 10.0.0.2:9944 users:((\"zos\",pid=42,fd=9))\n\
+                  0 0 10.0.0.1:40002 10.0.0.3:9944 users:((\"gridproxy\",pid=421,fd=7))\n";
+        let check = |pid, peer, expect| assert_eq!(holds_connection(ss, pid, peer), expect);
+        check(42, "10.0.0.2:9944", true);
+        check(42, "10.0.0.3:9944", false);
+        check(421, "10.0.0.3:9944", true);
+        check(4, "10.0.0.2:9944", false);
+        // The local address is not the peer.
+        check(42, "10.0.0.1:40000", false);
+    }
 }

@@ -4,62 +4,13 @@
 //! endpoint list whose first endpoint is closed, with every twin of the chain indexed once; a store
 //! of another chain is refused.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use testkit::wait_for;
-use tfchain_client::Client;
-use tfchain_client::api::{BlockId, TfchainApiClient};
-use tfchain_runtime::Event;
+use tfchain_client::api::TfchainApiClient;
 use tfgrid_types::Keypair;
 
 use crate::harness::*;
-
-/// Bills per contract and total billed per contract, read from every block up to `height`.
-async fn bills_on_chain(client: &Client, height: u64) -> BTreeMap<u64, (u64, u128)> {
-    let mut out: BTreeMap<u64, (u64, u128)> = BTreeMap::new();
-    for h in 0..=height {
-        let block = client
-            .rpc()
-            .block(BlockId::Height(h))
-            .await
-            .unwrap()
-            .unwrap();
-        for record in block.events {
-            if let Event::ContractBilled {
-                contract_id,
-                amount_billed,
-                ..
-            } = record.event
-            {
-                let entry = out.entry(contract_id).or_default();
-                entry.0 += 1;
-                entry.1 += amount_billed;
-            }
-        }
-    }
-    out
-}
-
-/// The index's bills per contract, at the height it reports.
-async fn bills_indexed(proxy: &Proxy, contracts: &[u64]) -> BTreeMap<u64, (u64, u128)> {
-    let mut out = BTreeMap::new();
-    for id in contracts {
-        let bills = proxy
-            .json(&format!("/contracts/{id}/bills?size=1000"))
-            .await;
-        let bills = bills.as_array().unwrap();
-        if bills.is_empty() {
-            continue;
-        }
-        let total = bills
-            .iter()
-            .map(|b| b["amountBilled"].as_str().unwrap().parse::<u128>().unwrap())
-            .sum();
-        out.insert(*id, (bills.len() as u64, total));
-    }
-    out
-}
 
 /// Waits until the index is past `height` (the chain's, when it stopped).
 async fn indexed_past(proxy: &Proxy, height: u64) {
@@ -207,16 +158,8 @@ async fn follows_a_restarted_chain_through_an_endpoint_list() {
         proxy.log()
     );
     // Every twin once: none missed across the restart, none applied twice.
-    let twins = proxy.json("/twins").await;
-    let ids: Vec<u64> = twins
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["twinId"].as_u64().unwrap())
-        .collect();
-    let on_chain = client.rpc().twins(Default::default()).await.unwrap();
-    let expect: Vec<u64> = on_chain.iter().map(|t| t.id as u64).collect();
-    assert_eq!(ids, expect);
+    let (ids, on_chain) = twin_ids(&proxy, &client).await;
+    assert_eq!(ids, on_chain);
     assert_eq!(ids.len(), 2);
 }
 

@@ -3,6 +3,7 @@
 
 mod access;
 mod bft;
+mod bft_clients;
 mod chain;
 mod cli;
 mod contracts;

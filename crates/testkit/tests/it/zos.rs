@@ -35,7 +35,7 @@ pub async fn reported(client: &Client, contract: u64, workload: &str) -> Workloa
     .await
 }
 
-fn zdb_file(dir: &std::path::Path, name: &str, size: u64, password: &str) -> String {
+pub fn zdb_file(dir: &std::path::Path, name: &str, size: u64, password: &str) -> String {
     let path = dir.join(format!("{name}.json"));
     let file = json!({ "workloads": [{ "version": 0, "name": name, "type": "zdb",
         "data": { "size": size, "mode": "user", "password": { "plain": password } } }] });
