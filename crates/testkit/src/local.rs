@@ -1,5 +1,6 @@
 //! `tfgrid up` as a user runs it, in the background: a whole local grid on free ports with its data
-//! in a temporary directory, the lines it printed, and the environment the CLI needs to use it.
+//! in a temporary directory (a solo chain, or several validators), the lines it printed, and the
+//! environment the CLI needs to use it (the chain's endpoints as `up` printed them).
 //! Dropping it interrupts `up` (as Ctrl-C does), which stops and cleans up everything it started.
 
 use std::io::{BufRead, BufReader};
@@ -15,6 +16,7 @@ pub struct LocalGrid {
     pub child: Child,
     /// What `up` printed until the grid was ready.
     pub output: String,
+    /// The chain's endpoint list `up` printed.
     pub rpc: String,
     pub explorer: String,
     pub hub: String,
@@ -24,12 +26,22 @@ impl LocalGrid {
     /// Runs `tfgrid up --nodes N [--demo] --data DATA` (from DATA's parent, with DATA relative) and
     /// waits until it says the grid is ready.
     pub fn start(nodes: u32, demo: bool, data: &Path) -> LocalGrid {
+        let demo = if demo { &["--demo"][..] } else { &[] };
+        LocalGrid::start_args(nodes, demo, data)
+    }
+
+    /// Runs `tfgrid up --nodes N --validators V --data DATA` likewise: a chain of V validators.
+    pub fn start_with_validators(nodes: u32, validators: u32, data: &Path) -> LocalGrid {
+        let validators = validators.to_string();
+        LocalGrid::start_args(nodes, &["--validators", &validators], data)
+    }
+
+    fn start_args(nodes: u32, args: &[&str], data: &Path) -> LocalGrid {
         let (rpc_port, hub_port, explorer_port) = (free_port(), free_port(), free_port());
         let mut command = Command::new(bin("tfgrid"));
-        command.args(["up", "--nodes", &nodes.to_string()]);
-        if demo {
-            command.arg("--demo");
-        }
+        command
+            .args(["up", "--nodes", &nodes.to_string()])
+            .args(args);
         let child = command
             .args(["--rpc-port", &rpc_port.to_string()])
             .args(["--hub-port", &hub_port.to_string()])
@@ -45,7 +57,7 @@ impl LocalGrid {
         let mut grid = LocalGrid {
             child,
             output: String::new(),
-            rpc: format!("ws://127.0.0.1:{rpc_port}"),
+            rpc: String::new(),
             explorer: format!("http://127.0.0.1:{explorer_port}"),
             hub: format!("http://127.0.0.1:{hub_port}"),
         };
@@ -65,6 +77,8 @@ impl LocalGrid {
                 Err(_) => panic!("tfgrid up did not finish starting:\n{}", grid.output),
             }
         }
+        grid.rpc = printed_rpc(&grid.output)
+            .unwrap_or_else(|| panic!("no TFGRID_RPC in what up printed:\n{}", grid.output));
         grid
     }
 
@@ -89,6 +103,12 @@ impl LocalGrid {
             .status();
         self.child.wait().is_ok_and(|s| s.success())
     }
+}
+
+/// The chain's endpoints in the `export TFGRID_RPC=...` line `up` prints.
+fn printed_rpc(output: &str) -> Option<String> {
+    let (_, rest) = output.split_once("export TFGRID_RPC=")?;
+    Some(rest.split_whitespace().next()?.to_owned())
 }
 
 impl Drop for LocalGrid {

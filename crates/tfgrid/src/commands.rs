@@ -133,12 +133,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         }) => hub::serve(dir, listen, public_url).await,
         Command::Up {
             nodes,
+            validators,
             data,
             demo,
             rpc_port,
             hub_port,
             explorer_port,
-        } => crate::up::up(nodes, data, demo, rpc_port, hub_port, explorer_port).await,
+        } => {
+            let ports = (rpc_port, hub_port, explorer_port);
+            crate::up::up(nodes, validators, data, demo, ports).await
+        }
         Command::Contract(cmd) => match cmd {
             ContractCmd::Create { node, file } => contracts::create(&ctx, node, &file).await,
             ContractCmd::Update { id, file } => contracts::update(&ctx, id, &file).await,

@@ -108,6 +108,11 @@ pub enum Command {
         /// How many nodes (as root, the last of two or more is hidden behind a NAT router).
         #[arg(long, default_value_t = up::NODES)]
         nodes: u32,
+        /// How many validators: 1 is a solo dev chain; 2 to 6 (//Alice, //Bob, ...) run under
+        /// Tendermint BFT, each a host of its own on the nodes' LAN (as root), and every client
+        /// is given all their endpoints.
+        #[arg(long, default_value_t = up::VALIDATORS)]
+        validators: u32,
         /// Where the grid keeps its data (cleared first).
         #[arg(long, default_value = ".tfgrid-local")]
         data: std::path::PathBuf,
@@ -115,6 +120,7 @@ pub enum Command {
         /// by node 1 (with a 0-db) over the project's private network. As root, 2 nodes or more.
         #[arg(long)]
         demo: bool,
+        /// The chain's RPC port: on loopback, or each validator's on its own address.
         #[arg(long, default_value_t = up::RPC_PORT)]
         rpc_port: u16,
         #[arg(long, default_value_t = 8090)]

@@ -7,8 +7,11 @@
 //! public: its public config gives it an address on the farm's public network and the domain
 //! `node<N>.grid.local`, so it is a gateway and a WireGuard endpoint. The last of two or more is
 //! hidden, as a node at home is: behind a NAT router of its own, with no public config, in a farm
-//! without public IPs. Ctrl-C (or TERM) stops everything it started (by the PIDs it started) and
-//! tears down what the nodes ran.
+//! without public IPs. With `--validators N` (2 to 6, as root) the chain is N validators under
+//! Tendermint BFT, each a host of its own on the LAN, and every client is given all their
+//! endpoints to fail over through. Each process's PID is in `run/<name>.pid` while it runs. Ctrl-C
+//! (or TERM) stops everything it started (by the PIDs it started) and tears down what the nodes
+//! ran.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use hostnet::{Host, Lan};
 use tfchain_client::Client;
 use tfchain_client::api::TfchainApiClient;
+use tfchain_runtime::genesis::DEV_ACCOUNTS;
 use tfchain_runtime::tfgrid::{Call as GridCall, IpInput};
 use tfchain_runtime::types::{Ip4Config, PublicConfig};
 use tfchain_runtime::{Call, balances};
@@ -34,6 +38,12 @@ use crate::{images, output};
 pub const RPC_PORT: u16 = 9944;
 /// How many nodes unless `--nodes` says otherwise: as root, two public and one hidden.
 pub const NODES: u32 = 3;
+/// How many validators unless `--validators` says otherwise: a solo chain.
+pub const VALIDATORS: u32 = 1;
+/// The peer-to-peer port of each validator (each has an address of its own on the LAN).
+const P2P_PORT: u16 = 30333;
+/// The height every validator reaches before `up` goes on: blocks decided by them all.
+const FIRST_BLOCKS: u64 = 2;
 const CAPACITY: &str = "cru=4,mru=8G,sru=100G,hru=100G";
 /// What `--demo` applies.
 const DEMO: &str = include_str!("../../../examples/demo.toml");
@@ -102,21 +112,32 @@ fn node_public_config(n: u32) -> PublicConfig {
     }
 }
 
+/// A process `up` started: its name (of its log and its PID file) and its PID file, removed once
+/// it has stopped.
+struct Running {
+    name: String,
+    child: Child,
+    pid_file: PathBuf,
+}
+
 /// The processes `up` started, stopped by PID when it ends, the nodes' data directories and
 /// hosts, and the LAN they are on (deleted last).
 #[derive(Default)]
 struct Started {
-    children: Vec<(String, Child)>,
+    children: Vec<Running>,
     nodes: Vec<(PathBuf, Option<Host>)>,
     lan: Option<Lan>,
 }
 
 impl Drop for Started {
     fn drop(&mut self) {
-        for (name, child) in self.children.iter_mut().rev() {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let _ = child.wait();
-            output::note(format_args!("stopped {name}"));
+        for running in self.children.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .arg(running.child.id().to_string())
+                .status();
+            let _ = running.child.wait();
+            let _ = std::fs::remove_file(&running.pid_file);
+            output::note(format_args!("stopped {}", running.name));
         }
         // What the nodes run outlives their agents (as on a real node): tear it down.
         if let Ok(zos) = sibling("zos") {
@@ -178,16 +199,26 @@ fn sibling(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(started: &mut Started, name: &str, logs: &Path, cmd: &mut Command) -> Result<()> {
-    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+/// Starts `name` with its output in `logs/<name>.log` and its PID in `run/<name>.pid`; returns
+/// the PID.
+fn spawn(started: &mut Started, name: &str, layout: &Layout, cmd: &mut Command) -> Result<u32> {
+    let log = std::fs::File::create(layout.logs.join(format!("{name}.log")))?;
     let child = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {name}"))?;
-    started.children.push((name.to_owned(), child));
-    Ok(())
+    let pid = child.id();
+    let pid_file = layout.dir.join("run").join(format!("{name}.pid"));
+    started.children.push(Running {
+        name: name.to_owned(),
+        child,
+        pid_file: pid_file.clone(),
+    });
+    std::fs::write(&pid_file, format!("{pid}\n"))
+        .with_context(|| format!("writing {}", pid_file.display()))?;
+    Ok(pid)
 }
 
 async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
@@ -248,13 +279,35 @@ fn demo_refusal(nodes: u32, root: bool) -> Option<String> {
     })
 }
 
+/// Why `--validators` cannot be `validators` here, if it cannot: the dev spec has 1 to 6 (//Alice
+/// to //Ferdie), and several need root, each being a host of its own on the LAN `up` makes only
+/// as root.
+fn validators_refusal(validators: u32, root: bool) -> Option<String> {
+    let most = DEV_ACCOUNTS.len();
+    if validators == 0 || validators as usize > most {
+        return Some(format!(
+            "--validators is 1 (a solo chain) to {most} (//{} to //{}), not {validators}",
+            DEV_ACCOUNTS[0],
+            DEV_ACCOUNTS[most - 1]
+        ));
+    }
+    (validators > 1 && !root).then(|| {
+        format!(
+            "--validators {validators} needs root: each validator runs as a host of its own on \
+             the LAN of network namespaces `up` makes only as root; without root, run a solo \
+             chain (--validators 1)"
+        )
+    })
+}
+
 /// Where `up` keeps its data, and where users reach what it runs (on loopback).
 struct Layout {
     dir: PathBuf,
     logs: PathBuf,
+    /// A solo chain's RPC port on loopback, or each validator's on its own address.
     rpc_port: u16,
     hub_port: u16,
-    /// `ws://127.0.0.1:<port>`
+    /// A solo chain's `ws://127.0.0.1:<port>`.
     rpc: String,
     /// `127.0.0.1:<port>`, for the hub and the explorer.
     hub: String,
@@ -262,14 +315,21 @@ struct Layout {
 }
 
 impl Layout {
-    /// Checks the ports (before anything is cleared or started: a running grid's data and ports
-    /// are not this one's), then clears `dir` for this grid's data and logs.
-    fn prepare(dir: &Path, rpc_port: u16, hub_port: u16, explorer_port: u16) -> Result<Layout> {
-        let ports = [
-            ("--rpc-port", rpc_port),
-            ("--hub-port", hub_port),
-            ("--explorer-port", explorer_port),
-        ];
+    /// Checks the loopback ports (before anything is cleared or started: a running grid's data and
+    /// ports are not this one's; validators' RPC ports are on their own addresses), then clears
+    /// `dir` for this grid's data, logs and PID files.
+    fn prepare(
+        dir: &Path,
+        validators: u32,
+        rpc_port: u16,
+        hub_port: u16,
+        explorer_port: u16,
+    ) -> Result<Layout> {
+        let rpc = ("--rpc-port", rpc_port);
+        let mut ports = vec![("--hub-port", hub_port), ("--explorer-port", explorer_port)];
+        if validators == 1 {
+            ports.insert(0, rpc);
+        }
         if let Some(clash) = port_clash(&ports, loopback_free) {
             bail!(clash);
         }
@@ -281,6 +341,7 @@ impl Layout {
         crate::deploy::create_state_dir(&dir)?;
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
+        std::fs::create_dir_all(dir.join("run"))?;
         Ok(Layout {
             dir,
             logs,
@@ -292,30 +353,28 @@ impl Layout {
         })
     }
 
-    fn endpoints(&self) -> Endpoints {
+    /// Where clients reach the grid, with the chain at `rpc` (an endpoint list).
+    fn endpoints(&self, rpc: &str) -> Endpoints {
         Endpoints {
-            rpc: self.rpc.clone(),
+            rpc: rpc.to_owned(),
             explorer: format!("http://{}", self.explorer),
             hub: format!("http://{}", self.hub),
         }
     }
 }
 
-/// How the nodes reach the chain (its WebSocket URL) and the hub (the URL it tells them).
+/// How the nodes reach the chain (its endpoint list) and the hub (the URL it tells them).
 struct Reach {
     rpc: String,
     hub: String,
 }
 
-/// As root, makes the LAN the nodes will be hosts of: this process is on it too, as the farm's
-/// public gateway, forwarding the chain and the hub to the nodes. Otherwise the nodes reach them on
-/// loopback.
-async fn make_lan(started: &mut Started, layout: &Layout) -> Result<Reach> {
+/// As root, makes the LAN the nodes (and several validators) will be hosts of: this process is on
+/// it too, as the farm's public gateway, forwarding the hub to the nodes; returns its address on
+/// it. Otherwise the nodes reach everything on loopback.
+async fn make_lan(started: &mut Started, layout: &Layout) -> Result<Option<String>> {
     if !root() {
-        return Ok(Reach {
-            rpc: layout.rpc.clone(),
-            hub: format!("http://{}", layout.hub),
-        });
+        return Ok(None);
     }
     let lan = Lan::new().context("making the nodes' LAN (network namespaces)")?;
     let here = lan.here();
@@ -324,25 +383,37 @@ async fn make_lan(started: &mut Started, layout: &Layout) -> Result<Reach> {
     lan.add_address(&format!("{FARM_GATEWAY}/24"))
         .context("adding the farm's gateway address")?;
     started.lan = Some(lan);
-    let (rpc_port, hub_port) = (layout.rpc_port, layout.hub_port);
-    forward(
-        format!("{here}:{rpc_port}"),
-        format!("127.0.0.1:{rpc_port}"),
-    )
-    .await?;
-    forward(format!("{here}:{hub_port}"), layout.hub.clone()).await?;
-    Ok(Reach {
-        rpc: format!("ws://{here}:{rpc_port}"),
-        hub: format!("http://{here}:{hub_port}"),
-    })
+    forward(format!("{here}:{}", layout.hub_port), layout.hub.clone()).await?;
+    Ok(Some(here))
 }
 
-async fn start_chain(started: &mut Started, layout: &Layout) -> Result<Client> {
+/// The chain `up` runs: its endpoint list (for users, the explorer and `up` itself), the nodes'
+/// (a solo chain's forwarder on the LAN), and its validators when there are several.
+struct Chain {
+    client: Client,
+    rpc: String,
+    nodes_rpc: String,
+    validators: Vec<Validator>,
+}
+
+/// A validator of a BFT chain: its dev account's name, its RPC URL, its process.
+struct Validator {
+    name: &'static str,
+    rpc: String,
+    pid: u32,
+}
+
+/// Starts the chain: a solo dev chain on loopback (forwarded to the LAN, as root), or
+/// `validators` validators under BFT.
+async fn start_chain(started: &mut Started, layout: &Layout, validators: u32) -> Result<Chain> {
+    if validators > 1 {
+        return start_validators(started, layout, validators).await;
+    }
     output::note("starting the chain...");
     spawn(
         started,
         "tfchain",
-        &layout.logs,
+        layout,
         Command::new(sibling("tfchain")?)
             .args([
                 "--dev",
@@ -352,12 +423,126 @@ async fn start_chain(started: &mut Started, layout: &Layout) -> Result<Client> {
             ])
             .arg(layout.dir.join("chain")),
     )?;
-    wait_until(
+    let client = wait_until(
         &format!("the chain's start (is port {} taken?)", layout.rpc_port),
         Duration::from_secs(30),
         || async { Client::connect(&layout.rpc).await.ok() },
     )
-    .await
+    .await?;
+    let port = layout.rpc_port;
+    let nodes_rpc = match started.lan.as_ref().map(Lan::here) {
+        Some(here) => {
+            forward(format!("{here}:{port}"), format!("127.0.0.1:{port}")).await?;
+            format!("ws://{here}:{port}")
+        }
+        None => layout.rpc.clone(),
+    };
+    Ok(Chain {
+        client,
+        rpc: layout.rpc.clone(),
+        nodes_rpc,
+        validators: Vec::new(),
+    })
+}
+
+/// Validator `i`'s arguments among validators at `ips` (the dev accounts in order): its key, its
+/// RPC and peer-to-peer addresses, every other validator as a peer, and their RPCs to relay the
+/// transactions it takes to.
+fn bft_args(i: usize, ips: &[String], rpc_port: u16) -> Vec<String> {
+    let others = |url: &dyn Fn(&str) -> String| {
+        let others = ips.iter().enumerate().filter(|(j, _)| *j != i);
+        others.map(|(_, ip)| url(ip)).collect::<Vec<_>>().join(",")
+    };
+    vec![
+        "--validator".into(),
+        format!("//{}", DEV_ACCOUNTS[i]),
+        "--rpc-addr".into(),
+        format!("{}:{rpc_port}", ips[i]),
+        "--p2p-addr".into(),
+        format!("{}:{P2P_PORT}", ips[i]),
+        "--peer".into(),
+        others(&|ip| format!("{ip}:{P2P_PORT}")),
+        "--relay-to".into(),
+        others(&|ip| format!("ws://{ip}:{rpc_port}")),
+    ]
+}
+
+/// Writes the dev spec with `validators` validators to `dir/spec.json`.
+fn write_spec(tfchain: &Path, dir: &Path, validators: u32) -> Result<PathBuf> {
+    let out = Command::new(tfchain)
+        .args(["build-spec", "--validators", &validators.to_string()])
+        .output()
+        .context("running tfchain build-spec")?;
+    if !out.status.success() {
+        bail!(
+            "tfchain build-spec --validators {validators}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let spec = dir.join("spec.json");
+    std::fs::write(&spec, out.stdout).with_context(|| format!("writing {}", spec.display()))?;
+    Ok(spec)
+}
+
+/// Starts `count` validators of the dev chain under BFT (//Alice, //Bob, ...), each a host of its
+/// own on the LAN with its data in `chain-<name>`, and waits until each holds blocks they decided.
+async fn start_validators(started: &mut Started, layout: &Layout, count: u32) -> Result<Chain> {
+    output::note(format_args!("starting {count} validators..."));
+    let tfchain = sibling("tfchain")?;
+    let spec = write_spec(&tfchain, &layout.dir, count)?;
+    let lan = started
+        .lan
+        .as_mut()
+        .context("several validators need the LAN")?;
+    let hosts = (0..count)
+        .map(|_| lan.host())
+        .collect::<std::io::Result<Vec<Host>>>()
+        .context("adding the validators' hosts to the LAN")?;
+    let ips: Vec<String> = hosts.iter().map(|h| h.ip.clone()).collect();
+    let mut validators = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let name = DEV_ACCOUNTS[i];
+        let lower = name.to_lowercase();
+        let pid = spawn(
+            started,
+            &format!("tfchain-{lower}"),
+            layout,
+            host.command(&tfchain)
+                .arg("--chain")
+                .arg(&spec)
+                .args(bft_args(i, &ips, layout.rpc_port))
+                .arg("--base-path")
+                .arg(layout.dir.join(format!("chain-{lower}"))),
+        )?;
+        let rpc = format!("ws://{}:{}", host.ip, layout.rpc_port);
+        validators.push(Validator { name, rpc, pid });
+    }
+    for v in &validators {
+        wait_until(
+            &format!("//{}'s first decided blocks", v.name),
+            Duration::from_secs(60),
+            || async {
+                let client = Client::connect(&v.rpc).await.ok()?;
+                let height = client.rpc().status().await.ok()?.height;
+                (height >= FIRST_BLOCKS).then_some(())
+            },
+        )
+        .await?;
+    }
+    let rpc = validators
+        .iter()
+        .map(|v| v.rpc.as_str())
+        .collect::<Vec<_>>();
+    let rpc = rpc.join(",");
+    let client = Client::connect(&rpc)
+        .await
+        .context("connecting to the validators")?;
+    Ok(Chain {
+        client,
+        nodes_rpc: rpc.clone(),
+        rpc,
+        validators,
+    })
 }
 
 /// The images `up` puts in the hub: the busybox container image `demo` (from the machine's
@@ -394,15 +579,21 @@ fn push_images(dir: &Path, hub_dir: &Path) -> Result<Images> {
     Ok(Images { container, vm })
 }
 
-/// Fills the hub with the images and serves it; and starts the explorer.
-fn start_hub_and_explorer(started: &mut Started, layout: &Layout, reach: &Reach) -> Result<Images> {
+/// Fills the hub with the images and serves it; and starts the explorer, following the chain at
+/// `rpc` (an endpoint list).
+fn start_hub_and_explorer(
+    started: &mut Started,
+    layout: &Layout,
+    reach: &Reach,
+    rpc: &str,
+) -> Result<Images> {
     let hub_dir = layout.dir.join("hub");
     std::fs::create_dir_all(&hub_dir)?;
     let images = push_images(&layout.dir, &hub_dir)?;
     spawn(
         started,
         "hub",
-        &layout.logs,
+        layout,
         Command::new(std::env::current_exe()?)
             .args([
                 "hub",
@@ -418,15 +609,9 @@ fn start_hub_and_explorer(started: &mut Started, layout: &Layout, reach: &Reach)
     spawn(
         started,
         "gridproxy",
-        &layout.logs,
+        layout,
         Command::new(sibling("gridproxy")?)
-            .args([
-                "--chain",
-                &layout.rpc,
-                "--listen",
-                &layout.explorer,
-                "--data-dir",
-            ])
+            .args(["--chain", rpc, "--listen", &layout.explorer, "--data-dir"])
             .arg(layout.dir.join("gridproxy")),
     )?;
     Ok(images)
@@ -532,7 +717,7 @@ async fn start_node(
     spawn(
         started,
         &format!("node{n}"),
-        &layout.logs,
+        layout,
         zos.arg("--data-dir").arg(&node_dir),
     )?;
     started.nodes.push((node_dir, host));
@@ -556,29 +741,41 @@ async fn start_node(
     Ok(())
 }
 
+/// Runs the grid until Ctrl-C or TERM: `nodes` nodes, `validators` validators, its data in `dir`,
+/// the demo if asked, on the loopback ports `(rpc, hub, explorer)`.
 pub async fn up(
     nodes: u32,
+    validators: u32,
     dir: PathBuf,
     demo: bool,
-    rpc_port: u16,
-    hub_port: u16,
-    explorer_port: u16,
+    (rpc_port, hub_port, explorer_port): (u16, u16, u16),
 ) -> Result<()> {
+    if let Some(refusal) = validators_refusal(validators, root()) {
+        bail!(refusal);
+    }
     if demo && let Some(refusal) = demo_refusal(nodes, root()) {
         bail!(refusal);
     }
-    let layout = Layout::prepare(&dir, rpc_port, hub_port, explorer_port)?;
+    let layout = Layout::prepare(&dir, validators, rpc_port, hub_port, explorer_port)?;
     let mut started = Started::default();
-    let reach = make_lan(&mut started, &layout).await?;
-    let client = start_chain(&mut started, &layout).await?;
-    let images = start_hub_and_explorer(&mut started, &layout, &reach)?;
+    let here = make_lan(&mut started, &layout).await?;
+    let chain = start_chain(&mut started, &layout, validators).await?;
+    let reach = Reach {
+        rpc: chain.nodes_rpc.clone(),
+        hub: format!(
+            "http://{}:{hub_port}",
+            here.as_deref().unwrap_or("127.0.0.1")
+        ),
+    };
+    let images = start_hub_and_explorer(&mut started, &layout, &reach, &chain.rpc)?;
     let lan = started.lan.is_some();
     let places: Vec<Place> = (1..=nodes).map(|n| place(n, nodes, lan)).collect();
-    create_farms(&client, places.contains(&Place::Hidden)).await?;
+    let client = &chain.client;
+    create_farms(client, places.contains(&Place::Hidden)).await?;
     for node in (1..).zip(places.iter().copied()) {
-        start_node(&mut started, &layout, &client, &reach, node).await?;
+        start_node(&mut started, &layout, client, &reach, node).await?;
     }
-    let endpoints = layout.endpoints();
+    let endpoints = layout.endpoints(&chain.rpc);
     let indexed = tfgrid_sdk::http::Explorer::new(&endpoints.explorer);
     wait_until(
         "the explorer's view of the nodes as up",
@@ -589,7 +786,8 @@ pub async fn up(
         },
     )
     .await?;
-    print_summary(&layout, &images, &started, &places)?;
+    write_env(&layout.dir, &endpoints)?;
+    print_summary(&layout, &chain, &images, &started, &places)?;
     if demo {
         if images.container.is_none() {
             bail!(
@@ -676,18 +874,59 @@ fn nodes_summary(places: &[Place], here: Option<&str>, hidden_ip: Option<&str>) 
     lines
 }
 
+/// The summary's lines on the chain at `rpc`: a solo chain, or its validators, each with its
+/// address and PID.
+fn chain_summary(rpc: &str, validators: &[Validator]) -> Vec<String> {
+    if validators.is_empty() {
+        return vec![format!(
+            "  chain    {rpc} (dev chain, 1 s blocks; http:// works too)"
+        )];
+    }
+    let mut lines = vec![format!(
+        "  chain    {} validators under Tendermint BFT (dev chain, 1 s blocks, each final when \
+         decided), each a host of its own on the LAN; clients get them all and fail over",
+        validators.len()
+    )];
+    for v in validators {
+        let name = format!("//{}", v.name);
+        lines.push(format!(
+            "           {name:<9} {} (pid {}, logs/tfchain-{}.log)",
+            v.rpc,
+            v.pid,
+            v.name.to_lowercase()
+        ));
+    }
+    lines
+}
+
+/// The shell line that points `tfgrid` at the grid at `endpoints`, as //Bob.
+fn export_line(endpoints: &Endpoints) -> String {
+    format!(
+        "export TFGRID_RPC={} TFGRID_EXPLORER={} TFGRID_HUB={} TFGRID_KEY=//Bob",
+        endpoints.rpc, endpoints.explorer, endpoints.hub
+    )
+}
+
+/// Writes the export line to `dir/env`, for later shells to source.
+fn write_env(dir: &Path, endpoints: &Endpoints) -> Result<()> {
+    let env = dir.join("env");
+    std::fs::write(&env, format!("{}\n", export_line(endpoints)))
+        .with_context(|| format!("writing {}", env.display()))
+}
+
 /// What runs, and how to use it.
 fn print_summary(
     layout: &Layout,
+    chain: &Chain,
     images: &Images,
     started: &Started,
     places: &[Place],
 ) -> Result<()> {
-    let (rpc, hub, explorer) = (&layout.rpc, &layout.hub, &layout.explorer);
+    let (hub, explorer) = (&layout.hub, &layout.explorer);
     output::print("\nlocal grid up:")?;
-    output::print(format_args!(
-        "  chain    {rpc} (dev chain, 1 s blocks; http:// works too)"
-    ))?;
+    for line in chain_summary(&chain.rpc, &chain.validators) {
+        output::print(line)?;
+    }
     match &images.container {
         Some(p) => output::print(format_args!(
             "  hub      http://{hub}  demo image http://{hub}/{} (flist_hash {})",
@@ -721,10 +960,11 @@ fn print_summary(
         "  accounts //Alice, //Bob, //Charlie, //Dave, //Eve, //Ferdie (funded); //Alice and //Bob have twins",
     )?;
     output::print(format_args!("  logs     {}", layout.logs.display()))?;
-    let endpoints = layout.endpoints();
     output::print(format_args!(
-        "\nUse it with:\n  export TFGRID_RPC={} TFGRID_EXPLORER={} TFGRID_HUB={} TFGRID_KEY=//Bob",
-        endpoints.rpc, endpoints.explorer, endpoints.hub
+        "\nUse it with:\n  {}\n  (in {}, for other shells: `. {}`)",
+        export_line(&layout.endpoints(&chain.rpc)),
+        layout.dir.join("env").display(),
+        layout.dir.join("env").display(),
     ))?;
     output::print(
         "  tfgrid plan examples/demo.toml; tfgrid apply examples/demo.toml; tfgrid node list",
@@ -910,6 +1150,65 @@ mod tests {
             Some("--demo spreads its project over nodes 1 and 2: run it with --nodes 2 or more")
         );
         assert_eq!(demo_refusal(2, true), None);
+    }
+
+    #[test]
+    fn several_validators_need_root_and_dev_accounts() {
+        assert_eq!(validators_refusal(1, false), None);
+        assert_eq!(validators_refusal(4, true), None);
+        assert_eq!(validators_refusal(6, true), None);
+        assert_eq!(
+            validators_refusal(4, false).as_deref(),
+            Some(
+                "--validators 4 needs root: each validator runs as a host of its own on the LAN \
+                 of network namespaces `up` makes only as root; without root, run a solo chain \
+                 (--validators 1)"
+            )
+        );
+        for wrong in [0, 7] {
+            assert_eq!(
+                validators_refusal(wrong, true),
+                Some(format!(
+                    "--validators is 1 (a solo chain) to 6 (//Alice to //Ferdie), not {wrong}"
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn each_validator_peers_with_and_relays_to_the_others() {
+        let ips: Vec<String> = (2..5).map(|n| format!("10.213.7.{n}")).collect();
+        assert_eq!(
+            bft_args(1, &ips, 9944).join(" "),
+            "--validator //Bob --rpc-addr 10.213.7.3:9944 --p2p-addr 10.213.7.3:30333 \
+             --peer 10.213.7.2:30333,10.213.7.4:30333 \
+             --relay-to ws://10.213.7.2:9944,ws://10.213.7.4:9944"
+        );
+        assert!(bft_args(0, &ips, 9944).contains(&"//Alice".to_string()));
+    }
+
+    #[test]
+    fn the_summary_names_each_validator_with_its_address_and_pid() {
+        assert_eq!(
+            chain_summary("ws://127.0.0.1:9944", &[]),
+            ["  chain    ws://127.0.0.1:9944 (dev chain, 1 s blocks; http:// works too)"]
+        );
+        let validators = [("Alice", 2, 100), ("Charlie", 4, 102)].map(|(name, host, pid)| {
+            let rpc = format!("ws://10.213.7.{host}:9944");
+            Validator { name, rpc, pid }
+        });
+        let lines = chain_summary("unused", &validators);
+        assert!(
+            lines[0].starts_with("  chain    2 validators under Tendermint BFT"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1..],
+            [
+                "           //Alice   ws://10.213.7.2:9944 (pid 100, logs/tfchain-alice.log)",
+                "           //Charlie ws://10.213.7.4:9944 (pid 102, logs/tfchain-charlie.log)",
+            ]
+        );
     }
 
     fn applied(contracts: &[(u32, &[ResultData])]) -> Applied {

@@ -6,7 +6,8 @@
 //! applied, used (the container serves, the 0-db stores), changed (more memory, a second 0-db, a
 //! gateway name), made to fail in every way the issue names (malformed file, no node with room,
 //! insufficient funds, a node that stops answering, a gateway name someone else holds) without
-//! leaving anything, and destroyed; Ctrl-C then stops and cleans up everything.
+//! leaving anything, and destroyed; Ctrl-C then stops and cleans up everything. `tfgrid up
+//! --validators 4` runs the chain as four validators, and the grid goes on with one of them killed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -574,4 +575,91 @@ fn up_apply_change_fail_destroy_and_ctrl_c() {
         !String::from_utf8_lossy(&ps.stdout).contains(&*data.path().to_string_lossy()),
         "processes left behind"
     );
+}
+
+/// //Poor's free balance, in units.
+fn poor_balance(env: &Env) -> u128 {
+    let view = env.json(&["balance", "//Poor"]);
+    view["free"].as_str().unwrap().parse().unwrap()
+}
+
+/// `tfgrid up --validators 4 --nodes 1`: four validators, each a host of its own, named with their
+/// addresses; the CLI works through the endpoints `up` printed. With //Alice's validator killed
+/// (the first endpoint, which every client connected to first) blocks are still decided, a
+/// transfer is final, and a 0-db is deployed through the explorer onto the node, both following
+/// the chain through another validator. Ctrl-C stops every validator.
+#[test]
+fn four_validators_keep_the_grid_going_with_one_killed() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut up = LocalGrid::start_with_validators(1, 4, data.path());
+    let endpoints: Vec<&str> = up.rpc.split(',').collect();
+    assert_eq!(endpoints.len(), 4, "{}", up.output);
+    assert!(
+        up.output
+            .contains("chain    4 validators under Tendermint BFT"),
+        "{}",
+        up.output
+    );
+    for (name, url) in ["//Alice", "//Bob", "//Charlie", "//Dave"]
+        .iter()
+        .zip(&endpoints)
+    {
+        let line = format!("{name:<9} {url} (pid ");
+        assert!(
+            up.output.contains(&line),
+            "missing {line:?} in:\n{}",
+            up.output
+        );
+    }
+    let env_file = std::fs::read_to_string(data.path().join("env")).unwrap();
+    assert!(
+        env_file.contains(&format!("TFGRID_RPC={} ", up.rpc)),
+        "{env_file}"
+    );
+    let env = Env {
+        grid: &up,
+        work: work.path().to_owned(),
+    };
+    ok(env.cli_as("//Alice", &["transfer", "//Poor", "1"]));
+    let once = poor_balance(&env);
+    assert_eq!(once, tfgrid_types::UNITS_PER_TFT);
+
+    let pid = |name: &str| -> u32 {
+        let file = data.path().join(format!("run/tfchain-{name}.pid"));
+        std::fs::read_to_string(file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    signal(pid("alice"), "-KILL");
+    let height = || env.json(&["chain", "status"])["height"].as_u64().unwrap();
+    let before = height();
+    wait(
+        "blocks decided without //Alice",
+        Duration::from_secs(60),
+        || height() >= before + 3,
+    );
+    ok(env.cli_as("//Alice", &["transfer", "//Poor", "1"]));
+    assert_eq!(poor_balance(&env), 2 * once);
+    let db = env.file(
+        "db.toml",
+        "name = \"db\"\n[[zdb]]\nname = \"db\"\nsize = \"1 GiB\"\npassword = \"p\"\n",
+    );
+    let applied = env.json(&["apply", &db]);
+    assert_eq!(applied["node_id"], 1, "{applied}");
+    ok(env.cli(&["destroy", &db]));
+
+    let pids: Vec<u32> = ["alice", "bob", "charlie", "dave"].map(pid).into();
+    drop(env);
+    assert!(up.stop(), "tfgrid up did not exit cleanly");
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "validator {pid} is left running"
+        );
+    }
+    let left = std::fs::read_dir(data.path().join("run")).unwrap().count();
+    assert_eq!(left, 0, "PID files left behind");
 }
