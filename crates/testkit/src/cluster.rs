@@ -162,6 +162,17 @@ impl Cluster {
         })
     }
 
+    /// The validators' commit of the block at `height`, as node `i` holds it.
+    pub async fn commit(&self, i: usize, height: u64) -> tfchain_runtime::Commit {
+        self.client(i)
+            .await
+            .rpc()
+            .commit(height)
+            .await
+            .unwrap_or_else(|e| panic!("node {i}: chain_getCommit: {e}"))
+            .unwrap_or_else(|| panic!("node {i} has no commit at height {height}"))
+    }
+
     /// Asserts that the nodes in `which` hold the same block, with the same state root, at every
     /// height from 1 to `upto`.
     pub async fn assert_agree(&self, which: &[usize], upto: u64) {

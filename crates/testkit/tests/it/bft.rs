@@ -90,14 +90,7 @@ async fn four_validators_finalize_through_a_kill_a_partition_a_rolling_restart_a
     }
     assert!(balances.windows(2).all(|w| w[0] == w[1]), "{balances:?}");
     // Each block from the first one on carries the precommits of at least three validators.
-    let commit = cluster
-        .client(0)
-        .await
-        .rpc()
-        .commit(top)
-        .await
-        .unwrap()
-        .expect("a commit");
+    let commit = cluster.commit(0, top).await;
     assert!(commit.signatures.len() >= 3, "{commit:?}");
     assert_eq!(commit.height, top);
 }
@@ -227,14 +220,7 @@ async fn a_full_node_follows_and_the_council_hands_a_validator_seat_to_another()
     let top = cluster.wait_blocks(&live, 5, WAIT).await;
     cluster.assert_agree(&live, top).await;
     let eve = Keypair::from_uri("//Eve").unwrap().account();
-    let commit = cluster
-        .client(full_node)
-        .await
-        .rpc()
-        .commit(top)
-        .await
-        .unwrap()
-        .expect("a commit");
+    let commit = cluster.commit(full_node, top).await;
     assert!(
         commit.signatures.iter().any(|(who, _)| *who == eve),
         "Eve's precommit is not in the commit: {commit:?}"

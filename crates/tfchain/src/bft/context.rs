@@ -8,10 +8,17 @@ use std::fmt;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
+use malachitebft_app_channel::app::consensus::{LivenessMsg, ProposedValue, SignedConsensusMsg};
+use malachitebft_app_channel::app::streaming::StreamMessage;
+use malachitebft_app_channel::app::types::core::SignedVote;
+use malachitebft_app_channel::app::types::sync::{RawDecidedValue, Request, Response, Status};
+use malachitebft_app_channel::{Signer, Verifier};
 use malachitebft_core_types::{
     self as mc, LinearTimeouts, NilOrVal, Round, SignedExtension, SignedMessage, ValidatorProof,
     VoteType, VotingPower,
 };
+use malachitebft_signing as mcs;
+use malachitebft_sync::ValueResponse;
 use tfgrid_types::{AccountId, Hash32, Keypair};
 
 /// The Malachite context of the ledger.
@@ -420,10 +427,6 @@ fn check(bytes: &[u8], signature: &Sig, key: &AccountId) -> mcs::VerificationRes
     mcs::VerificationResult::from_bool(valid)
 }
 
-use malachitebft_app_channel::app::types::core::SignedVote;
-use malachitebft_app_channel::{Signer, Verifier};
-use malachitebft_signing as mcs;
-
 /// Signs with a validator's key.
 #[derive(Debug)]
 pub struct KeySigner(pub Keypair);
@@ -543,11 +546,6 @@ macro_rules! borsh_codec {
         }
     )*};
 }
-
-use malachitebft_app_channel::app::consensus::{LivenessMsg, ProposedValue, SignedConsensusMsg};
-use malachitebft_app_channel::app::streaming::StreamMessage;
-use malachitebft_app_channel::app::types::sync::{RawDecidedValue, Request, Response, Status};
-use malachitebft_sync::ValueResponse;
 
 borsh_codec!(
     ProposalPart,
