@@ -2,8 +2,10 @@
 //! endpoints of one chain (the first that answers, and after a failure the next round the list),
 //! and the steps every writer needs: pick the nonce, sign, dry-run (so a failing call costs
 //! nothing), submit, and follow the transaction until a finalized block holds it, across a lost
-//! connection.
+//! connection: the client keeps each transaction it submitted until a wait for it ends, and submits
+//! it again on every new connection (the node there, or the same node restarted, may not hold it).
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,7 +17,9 @@ use thiserror::Error;
 
 use crate::api::{ChainStatus, TfchainApiClient, TxStatus};
 use crate::endpoints::{self, Attempt, Backoff};
-use crate::limits::{ENDPOINT_CONNECT_TIMEOUT, PING_INTERVAL, REQUEST_TIMEOUT, SILENCE_MAX};
+use crate::limits::{
+    ENDPOINT_CONNECT_TIMEOUT, PING_INTERVAL, REQUEST_TIMEOUT, SILENCE_MAX, UNCONFIRMED_MAX,
+};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -67,6 +71,8 @@ pub struct Client {
     /// The chain's, from the first endpoint that answered: an endpoint of another chain is refused.
     genesis_hash: Hash32,
     state: Mutex<State>,
+    /// The transactions submitted through this client and not yet waited for to the end.
+    unconfirmed: Mutex<Unconfirmed>,
     /// Held while connecting again, so that tasks that see the loss together make one connection.
     reconnecting: tokio::sync::Mutex<()>,
 }
@@ -78,6 +84,33 @@ struct State {
     current: usize,
     /// Which endpoints failed at their last try (they are tried after the others).
     failed: Vec<bool>,
+}
+
+/// Signed transactions by hash, the oldest forgotten beyond [`UNCONFIRMED_MAX`] (a transaction
+/// nobody waits for is not kept for ever).
+#[derive(Debug, Default)]
+struct Unconfirmed {
+    txs: BTreeMap<Hash32, String>,
+    order: VecDeque<Hash32>,
+}
+
+impl Unconfirmed {
+    fn keep(&mut self, hash: Hash32, tx: &str) {
+        if self.txs.insert(hash, tx.to_owned()).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > UNCONFIRMED_MAX {
+            if let Some(oldest) = self.order.pop_front() {
+                self.txs.remove(&oldest);
+            }
+        }
+    }
+
+    fn forget(&mut self, hash: Hash32) {
+        if self.txs.remove(&hash).is_some() {
+            self.order.retain(|h| *h != hash);
+        }
+    }
 }
 
 /// How long `execute` waits for inclusion.
@@ -103,6 +136,7 @@ impl Client {
                 current,
                 failed,
             }),
+            unconfirmed: Mutex::default(),
             reconnecting: tokio::sync::Mutex::new(()),
         })
     }
@@ -176,7 +210,23 @@ impl Client {
     /// Submits a call without waiting; returns the transaction hash.
     pub async fn submit(&self, key: &Keypair, call: Call) -> Result<Hash32, ClientError> {
         let tx = self.sign(key, call).await?;
-        Ok(self.rpc().submit(tx).await?)
+        self.submit_signed(tx).await
+    }
+
+    /// Submits a signed transaction (from [`sign`](Self::sign)) without waiting; returns its hash.
+    /// The client keeps it until [`wait`](Self::wait) for it ends, and submits it again on every new
+    /// connection meanwhile.
+    pub async fn submit_signed(&self, tx: String) -> Result<Hash32, ClientError> {
+        let hash = self.rpc().submit(tx.clone()).await?;
+        self.unconfirmed().keep(hash, &tx);
+        Ok(hash)
+    }
+
+    fn unconfirmed(&self) -> MutexGuard<'_, Unconfirmed> {
+        // Its critical sections are map updates that do not panic.
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs a call to completion: refuses it before paying anything if a dry run fails, then
@@ -196,9 +246,14 @@ impl Client {
             .await
     }
 
-    /// Waits until a finalized block holds the transaction, across lost connections.
+    /// Waits until a finalized block holds the transaction, across lost connections; one this
+    /// client submitted is submitted again on each new connection, and forgotten once the wait
+    /// ends.
     pub async fn wait(&self, hash: Hash32, timeout: Duration) -> Result<Included, ClientError> {
-        self.follow(hash, None, None, timeout).await
+        let tx = self.unconfirmed().txs.get(&hash).cloned();
+        let outcome = self.follow(hash, tx.as_deref(), None, timeout).await;
+        self.unconfirmed().forget(hash);
+        outcome
     }
 
     /// Follows a transaction until a finalized block holds it, for at most `timeout`. A lost

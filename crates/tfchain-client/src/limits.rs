@@ -1,5 +1,6 @@
 //! The client's named limits: how many endpoints a list holds, how long one endpoint may take to
-//! answer, how a silent connection is noticed, and how reconnection backs off.
+//! answer, how a silent connection is noticed, how reconnection backs off, and how many submitted
+//! transactions are kept to submit again.
 
 use std::time::Duration;
 
@@ -19,3 +20,6 @@ pub const SILENCE_MAX: Duration = Duration::from_secs(15);
 /// [`RECONNECT_DELAY_MAX`].
 pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
 pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
+/// How many submitted transactions a client keeps to submit again on a new connection until they
+/// are waited for; beyond it the oldest is forgotten.
+pub const UNCONFIRMED_MAX: usize = 4096;

@@ -281,7 +281,10 @@ impl Grid {
                 source: ClientError::CallFailed(error),
             });
         }
-        Ok(self.client.rpc().submit(tx).await?)
+        self.client
+            .submit_signed(tx)
+            .await
+            .map_err(Error::chain(&step))
     }
 
     /// Waits for a submitted transaction's block; `step` names it in errors.

@@ -94,7 +94,7 @@ impl ChainSession {
             if let Some(error) = client.rpc().dry_run(tx.clone()).await?.error {
                 return Err(ClientError::CallFailed(error));
             }
-            client.rpc().submit(tx).await?
+            client.submit_signed(tx).await?
         };
         client.wait(hash, INCLUSION_TIMEOUT).await
     }

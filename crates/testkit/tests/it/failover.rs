@@ -2,15 +2,17 @@
 //! comma-separated list connects past a closed endpoint and past one that accepts TCP and never
 //! answers, says which endpoint it uses, and names every endpoint it tried when none answers; the
 //! node agent's chain session and a client waiting for a transaction go on when their node is
-//! killed and started again on the same data and port; an endpoint of another chain is refused.
+//! killed and started again on the same data and port; a transaction the node lost when it was
+//! killed is submitted again by the client waiting for it; an endpoint of another chain is refused.
 //! Waits have generous deadlines, only to catch a hang.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use serde_json::json;
 use testkit::{ChainProcess, free_port, wait_for};
-use tfchain_client::api::TfchainApiClient;
+use tfchain_client::api::{BlockId, TfchainApiClient, TxStatus};
 use tfchain_client::{Client, ClientError};
 use tfchain_runtime::{Call, balances};
 use tfgrid_types::Keypair;
@@ -144,6 +146,30 @@ async fn a_chain_session_goes_on_when_its_node_restarts() {
         (waited.height, waited.block_hash),
         (before.height, before.block_hash)
     );
+}
+
+/// A node killed with a submitted transaction in its pool comes back without it; the client that
+/// submitted it submits it again when it waits, and a block holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_lost_with_its_node_is_submitted_again_by_its_wait() {
+    // Long blocks, and the transfer submitted just after one: the kill comes before the next.
+    let mut chain = ChainProcess::start_with(|spec| spec["block_time_ms"] = json!(3000)).await;
+    let client = chain.client().await;
+    let mut heads = client.rpc().subscribe_finalized_heads().await.unwrap();
+    within("a block", heads.next()).await.unwrap().unwrap();
+    let alice = Keypair::from_uri("//Alice").unwrap();
+    let hash = client.submit(&alice, transfer()).await.unwrap();
+    chain.kill9();
+    chain.restart().await;
+    let status = chain.client().await.rpc().tx_status(hash).await.unwrap();
+    assert!(matches!(status, TxStatus::Unknown), "{status:?}");
+
+    let included = within("the wait", client.wait(hash, DEADLINE))
+        .await
+        .unwrap();
+    let block = client.rpc().block(BlockId::Height(included.height)).await;
+    let block = block.unwrap().expect("the including block");
+    assert!(block.txs.iter().any(|tx| tx.hash == hash));
 }
 
 #[tokio::test(flavor = "multi_thread")]
