@@ -301,6 +301,7 @@ fn index(store: Arc<dyn Store>, nodes: u32, contracts: u64) -> (u64, u64, Durati
             timestamp_s: now_s(),
             discount_level: DiscountLevel::None,
             amount_billed: 1_000 + id as u128,
+            credited_s: 0,
         });
     }
     feed.flush();

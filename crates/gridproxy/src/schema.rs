@@ -1,9 +1,10 @@
 //! The index's tables, in SQL that SQLite and PostgreSQL both accept (BIGINT for every integer,
 //! 0/1 for booleans, TEXT for strings, addresses, hashes and JSON documents). Version 2: the
 //! `meta` table also keeps the prices billing uses (pricing policy 1 and the TFT price, as JSON).
+//! Version 3: each bill keeps the seconds credited for its node's downtime.
 
 /// Bumped when a table changes shape; a store of another version is refused.
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -142,6 +143,7 @@ CREATE TABLE IF NOT EXISTS bills (
     timestamp_s BIGINT NOT NULL,
     amount_billed BIGINT NOT NULL,
     discount_level TEXT NOT NULL,
+    credited_s BIGINT NOT NULL,
     PRIMARY KEY (block_height, event_index)
 );
 CREATE INDEX IF NOT EXISTS bills_contract ON bills (contract_id);

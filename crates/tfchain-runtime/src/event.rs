@@ -131,6 +131,8 @@ pub enum Event {
         discount_level: DiscountLevel,
         #[serde(with = "tfgrid_types::amount::json_units")]
         amount_billed: Balance,
+        /// Seconds the contract's node was proven down in the time billed, not charged.
+        credited_s: u64,
     },
     TokensBurned {
         contract_id: ContractId,

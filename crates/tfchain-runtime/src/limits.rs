@@ -54,6 +54,9 @@ pub const NODE_MRU_MIN: u64 = 2 * 1024 * 1024 * 1024;
 pub const NODE_SRU_MIN: u64 = 100 * 1024 * 1024 * 1024;
 pub const NODE_HRU_MIN: u64 = 100 * 1000 * 1000 * 1000;
 
+/// Proven downtimes kept per node for billing: a node down more often than this between two bills
+/// of a contract on it has its oldest downtime billed.
+pub const NODE_DOWNTIMES_KEPT: usize = 32;
 /// Bills kept per contract in the ledger state (the explorer keeps them all).
 pub const CONTRACT_BILLS_KEPT: usize = 64;
 /// Entries in one node report.

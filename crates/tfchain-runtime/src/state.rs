@@ -113,6 +113,8 @@ state! {
     node_id_by_twin: TwinId => NodeId,
     node_power: NodeId => NodePower,
     node_uptime: NodeId => NodeUptime,
+    /// The latest seconds each node was proven down (`smart_contract::sla`).
+    node_downtime: NodeId => Vec<crate::smart_contract::sla::Downtime>,
     node_certifiers: AccountId => (),
     pricing_policies: PolicyId => PricingPolicy,
     pricing_policy_id_by_name: String => PolicyId,

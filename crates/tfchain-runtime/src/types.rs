@@ -340,6 +340,8 @@ entity! {
         pub discount_level: DiscountLevel,
         #[serde(with = "tfgrid_types::amount::json_units")]
         pub amount_billed: Balance,
+        /// Seconds of the billed time the contract's node was proven down, not charged.
+        pub credited_s: u64,
     }
 
     #[derive(Copy)]

@@ -256,12 +256,18 @@ pub async fn bills(ctx: &Ctx, contract_id: u64) -> Result<()> {
     let bills = client.rpc().contract_bills(contract_id).await?;
     ctx.out.show(&bills, |bills| {
         table(
-            &["time (unix)", "discount", "amount (TFT)"],
+            &[
+                "time (unix)",
+                "discount",
+                "amount (TFT)",
+                "node down (s, not billed)",
+            ],
             bills.iter().map(|b| {
                 vec![
                     b.timestamp_s.to_string(),
                     format!("{:?}", b.discount_level),
                     format_tft(b.amount_billed),
+                    b.credited_s.to_string(),
                 ]
             }),
         )

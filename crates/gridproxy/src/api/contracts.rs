@@ -232,7 +232,8 @@ pub async fn bills(
         "block_height",
     )?;
     let rows_sql = format!(
-        "SELECT contract_id, amount_billed, discount_level, timestamp_s, block_height FROM bills \
+        "SELECT contract_id, amount_billed, discount_level, timestamp_s, block_height, credited_s \
+         FROM bills \
          WHERE contract_id = $1 {order}, event_index LIMIT $2 OFFSET $3"
     );
     let (exists, rows, count) = read(&state, move |sql| {
@@ -269,6 +270,7 @@ pub async fn bills(
                 "discountReceived": r.str(2)?,
                 "timestamp": r.i64(3)?,
                 "block": r.i64(4)?,
+                "creditedSeconds": r.i64(5)?,
             }))
         })
         .collect::<Result<_, Error>>()?;

@@ -155,10 +155,14 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
     run(&["--key", "//Bob", "contract", "name", "my-site"]);
     let db2 = zdb_file(home.path(), "db2.json", 5, false);
     run(&["--key", "//Bob", "contract", "create", "--node", "1", &db2]);
+    // A bill covers time up to the node's last uptime report: the node goes on reporting.
     wait_for(
-        "two bills of contract 1",
+        "two bills of contract 1, its node reporting",
         Duration::from_secs(30),
-        || async { (rpc.contract_bills(1).await.ok()?.len() >= 2).then_some(()) },
+        || async {
+            report_uptime(&client, &node1).await;
+            (rpc.contract_bills(1).await.ok()?.len() >= 2).then_some(())
+        },
     )
     .await;
     proxy.caught_up(&client).await;
@@ -437,7 +441,7 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
     let chain_bills = rpc.contract_bills(1).await.unwrap();
     proxy.caught_up(&client).await;
     let bills = proxy.json("/contracts/1/bills?size=1000").await;
-    let ours: BTreeSet<(u64, String)> = bills
+    let ours: BTreeSet<(u64, String, u64)> = bills
         .as_array()
         .unwrap()
         .iter()
@@ -445,12 +449,13 @@ async fn endpoints_agree_with_the_chain(db: Option<String>) {
             (
                 b["timestamp"].as_u64().unwrap(),
                 b["amountBilled"].as_str().unwrap().to_owned(),
+                b["creditedSeconds"].as_u64().unwrap(),
             )
         })
         .collect();
     for b in &chain_bills {
         assert!(
-            ours.contains(&(b.timestamp_s, b.amount_billed.to_string())),
+            ours.contains(&(b.timestamp_s, b.amount_billed.to_string(), b.credited_s)),
             "bill {b:?} missing from {ours:?}"
         );
     }

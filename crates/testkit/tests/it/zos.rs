@@ -293,9 +293,11 @@ async fn find_event_height(client: &Client, f: impl Fn(&Event) -> bool) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grace_period_pauses_and_top_up_resumes() {
+    // Bills cover time up to the node's last uptime report: the node reports every 2 s.
     let grid = Grid::start(|spec| {
         spec["block_time_ms"] = json!(200);
         spec["genesis"]["params"]["billing_period_blocks"] = json!(5);
+        spec["genesis"]["params"]["uptime_report_interval_s"] = json!(2);
     })
     .await;
     let (client, home) = (&grid.client, grid.home.path());

@@ -1,5 +1,6 @@
 //! Billing, run in block initialisation so no block can skip it: at height `h` every contract in slot
-//! `h % period` pays for the seconds since its last bill. Costs follow TFChain: CU and SU from the
+//! `h % period` pays for the seconds since its last bill that its node was not proven down (up to
+//! where the node's state is known, `sla::window`). Costs follow TFChain: CU and SU from the
 //! resources the node reported, public IPs, names, network bytes, rented nodes; in units-USD, turned
 //! into TFT at the council's price (clamped), less the balance discount, more for certified nodes.
 //! A twin that cannot pay enters the grace period; one that stays unpaid is deleted.
@@ -13,7 +14,7 @@ use crate::runtime::Ctx;
 use crate::state::State;
 use crate::types::*;
 
-use super::lifecycle;
+use super::{lifecycle, sla};
 
 /// Fixed-point scale of CU and SU.
 const SCALE: u128 = 1_000_000;
@@ -165,11 +166,24 @@ fn distribute(ctx: &mut Ctx<'_>, contract: &Contract, from: &AccountId, amount: 
     });
 }
 
-fn record_bill(ctx: &mut Ctx<'_>, contract: &Contract, level: DiscountLevel, amount: Balance) {
+/// What one bill took and credited.
+struct Charge {
+    level: DiscountLevel,
+    amount: Balance,
+    credited_s: u64,
+}
+
+fn record_bill(ctx: &mut Ctx<'_>, contract: &Contract, charge: Charge) {
+    let Charge {
+        level,
+        amount,
+        credited_s,
+    } = charge;
     let bill = Bill {
         timestamp_s: ctx.now_s,
         discount_level: level,
         amount_billed: amount,
+        credited_s,
     };
     let mut bills = ctx
         .state
@@ -198,6 +212,7 @@ fn record_bill(ctx: &mut Ctx<'_>, contract: &Contract, level: DiscountLevel, amo
         timestamp_s: ctx.now_s,
         discount_level: level,
         amount_billed: amount,
+        credited_s,
     });
 }
 
@@ -262,8 +277,9 @@ fn set_state(ctx: &mut Ctx<'_>, contract_id: ContractId, state: ContractState) {
     }
 }
 
-/// Bills a contract for the time since its last bill. `final_bill`: the contract is ending, so it
-/// pays what it can now and no grace period follows.
+/// Bills a contract for the time since its last bill, less the seconds its node was proven down.
+/// `final_bill`: the contract is ending, so it pays up to now what it can and no grace period
+/// follows.
 pub fn bill(ctx: &mut Ctx<'_>, contract_id: ContractId, final_bill: bool) {
     let Some(contract) = ctx.state.contracts.get(&contract_id).cloned() else {
         return;
@@ -274,9 +290,16 @@ pub fn bill(ctx: &mut Ctx<'_>, contract_id: ContractId, final_bill: bool) {
         .get(&contract_id)
         .cloned()
         .unwrap_or_default();
-    let elapsed = ctx.now_s.saturating_sub(billing.last_billed_s) as u128;
+    let window = sla::window_of(
+        ctx.state,
+        contract.node_id(),
+        billing.last_billed_s,
+        ctx.now_s,
+        final_bill,
+    );
+    let billed_s = window.billed_s(billing.last_billed_s) as u128;
     let hourly_usd = cost_per_hour_usd(ctx.state, &contract);
-    let usd = hourly_usd.saturating_mul(elapsed) / SECONDS_PER_HOUR + billing.unbilled_nu_usd;
+    let usd = hourly_usd.saturating_mul(billed_s) / SECONDS_PER_HOUR + billing.unbilled_nu_usd;
     let account = twin_account(ctx.state, &contract);
     let free = ctx.state.balance(&account);
     let (level, paid_percent) = discount(free, usd_to_tft(ctx.state, hourly_usd));
@@ -289,32 +312,32 @@ pub fn bill(ctx: &mut Ctx<'_>, contract_id: ContractId, final_bill: bool) {
         amount = amount * 125 / 100;
     }
     let due = amount.saturating_add(billing.overdue);
-    billing.last_billed_s = ctx.now_s;
+    billing.last_billed_s = window.to_s;
     billing.unbilled_nu_usd = 0;
+    let credited_s = window.credited_s;
 
-    if free >= due {
-        if due > 0 {
-            distribute(ctx, &contract, &account, due);
-            record_bill(ctx, &contract, level, due);
+    if free >= due || final_bill {
+        // Paid in full, or the contract ends: it takes what there is and the rest is lost.
+        let paid = due.min(free);
+        if paid > 0 {
+            distribute(ctx, &contract, &account, paid);
+        }
+        if paid > 0 || credited_s > 0 {
+            let charge = Charge {
+                level,
+                amount: paid,
+                credited_s,
+            };
+            record_bill(ctx, &contract, charge);
         }
         billing.overdue = 0;
         ctx.state.contract_billing.insert(contract_id, billing);
-        if let ContractState::GracePeriod { .. } = contract.state {
+        if free >= due && matches!(contract.state, ContractState::GracePeriod { .. }) {
             set_state(ctx, contract_id, ContractState::Created);
             for id in dragged(ctx.state, &contract) {
                 set_state(ctx, id, ContractState::Created);
             }
         }
-        return;
-    }
-    if final_bill {
-        // The contract ends: take what there is; the rest is lost.
-        if free > 0 {
-            distribute(ctx, &contract, &account, free);
-            record_bill(ctx, &contract, level, free);
-        }
-        billing.overdue = 0;
-        ctx.state.contract_billing.insert(contract_id, billing);
         return;
     }
     billing.overdue = due;

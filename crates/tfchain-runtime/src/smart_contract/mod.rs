@@ -1,11 +1,13 @@
 //! Contracts (TFChain's pallet-smart-contract): node contracts holding a deployment, name contracts,
 //! rent contracts; the reports nodes send about them; billing each contract once per period inside
-//! block initialisation; the grace period; and farming rewards (`rewards.rs`).
+//! block initialisation, less the time the node was proven down (`sla.rs`); the grace period; and
+//! farming rewards (`rewards.rs`).
 
 pub mod billing;
 mod lifecycle;
 mod reports;
 pub mod rewards;
+pub mod sla;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};

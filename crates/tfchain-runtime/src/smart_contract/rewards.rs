@@ -1,10 +1,12 @@
 //! Farming rewards: each node earns, once per period (in slot `node_id % period`), TFT minted to its
 //! farm's twin for the capacity it offered while up, at its farming policy's rates, converted at the
-//! node's connection price. Up time comes from uptime reports; a node silent for three report
-//! intervals counts as down for the gap. Below the policy's minimal uptime it earns nothing.
+//! node's connection price. Up time comes from uptime reports, by the rule billing credits downtime
+//! with (`sla::proven_up_s`): a node silent for more than three report intervals counts as down for
+//! the gap but the last interval. Below the policy's minimal uptime it earns nothing.
 
 use tfgrid_types::NodeId;
 
+use super::sla;
 use crate::balances;
 use crate::event::Event;
 use crate::runtime::Ctx;
@@ -25,19 +27,33 @@ pub fn node_units_milli(r: &Resources) -> (u128, u128) {
     (cu, su)
 }
 
-/// Credits the up time an uptime report proves.
+/// Credits the up time an uptime report proves, and keeps the rest of the gap since the node's
+/// last report as proven down.
 pub fn record_uptime(ctx: &mut Ctx<'_>, node_id: NodeId, uptime_s: u64) {
     let interval = ctx.state.params().uptime_report_interval_s;
     let now = ctx.now_s;
     let record = match ctx.state.node_uptime.get(&node_id).cloned() {
         Some(prev) => {
             let gap = now.saturating_sub(prev.reported_at_s);
-            // Silent for three intervals or more: down for the gap but the last interval.
-            let window = if gap <= 3 * interval { gap } else { interval };
+            let up = sla::proven_up_s(gap, uptime_s, interval);
+            if up < gap {
+                let mut downtimes = ctx
+                    .state
+                    .node_downtime
+                    .get(&node_id)
+                    .cloned()
+                    .unwrap_or_default();
+                let down = sla::Downtime {
+                    from_s: prev.reported_at_s,
+                    to_s: now - up,
+                };
+                sla::record(&mut downtimes, down);
+                ctx.state.node_downtime.insert(node_id, downtimes);
+            }
             NodeUptime {
                 uptime_s,
                 reported_at_s: now,
-                period_up_s: prev.period_up_s + window.min(uptime_s),
+                period_up_s: prev.period_up_s + up,
                 ..prev
             }
         }

@@ -109,16 +109,9 @@ fn create(node_id: u32, d: Deployment) -> Call {
 }
 
 fn billed(events: &[Event], id: u64) -> Vec<u128> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ContractBilled {
-                contract_id,
-                amount_billed,
-                ..
-            } if *contract_id == id => Some(*amount_billed),
-            _ => None,
-        })
+    bills_with_credit(events, id)
+        .into_iter()
+        .map(|(amount, _)| amount)
         .collect()
 }
 
@@ -130,6 +123,11 @@ fn report_resources(h: &mut Harness, contract_id: u64) {
         hru: 1200 * GIB,
         sru: 200 * GIB,
     };
+    report_used(h, contract_id, used);
+}
+
+/// Node 1 (Bob) reports what the contract uses.
+fn report_used(h: &mut Harness, contract_id: u64, used: Resources) {
     h.ok(
         &account("Bob"),
         Call::ReportContractResources {
@@ -741,15 +739,7 @@ fn reports_come_from_the_contract_node_only() {
         },
         DispatchError::ContractNotFound(7),
     );
-    h.ok(
-        &bob,
-        Call::ReportContractResources {
-            resources: vec![ContractResources {
-                contract_id: 1,
-                used,
-            }],
-        },
-    );
+    report_used(&mut h, 1, used);
     assert_eq!(h.last_fee(), 0, "node reports are free");
     assert_eq!(h.state().contract_resources.get(&1), Some(&used));
 
@@ -854,4 +844,81 @@ fn farming_rewards_follow_uptime() {
         node_id: 1,
         uptime_percent: 0
     }));
+}
+
+/// The bills of contract `id` in `events`: (amount, credited seconds).
+fn bills_with_credit(events: &[Event], id: u64) -> Vec<(u128, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ContractBilled {
+                contract_id,
+                amount_billed,
+                credited_s,
+                ..
+            } if *contract_id == id => Some((*amount_billed, *credited_s)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_down_for_10_of_60_minutes_bills_50() {
+    let mut h = grid(100 * UNITS_PER_TFT);
+    let (bob, user) = (account("Bob"), account("User"));
+    let report = |h: &mut Harness, uptime_s: u64| {
+        let now = h.next_block_time_s();
+        h.ok(
+            &bob,
+            tfgrid::Call::ReportUptime {
+                uptime_s,
+                timestamp_hint_s: now,
+            },
+        );
+    };
+    report(&mut h, 1000); // block 10
+    h.ok(
+        &user,
+        create(1, deployment(3, "User", vec![zdb("db", GIB)])),
+    ); // block 11
+    let used = Resources {
+        cru: 4,
+        mru: 16 * GIB,
+        sru: 400 * GIB,
+        hru: 9600 * GIB,
+    };
+    report_used(&mut h, 1, used); // block 12
+    h.take_history();
+    // Up, reporting every minute, for 21 minutes; then down for 10 (no report from block 1270 to
+    // block 1870, where it reports again just started); then up until the contract ends.
+    for height in (70..=1270).step_by(60) {
+        h.advance_to(height);
+        report(&mut h, 1000 + height - 10);
+    }
+    for height in (1870..3611).step_by(60) {
+        h.advance_to(height);
+        report(&mut h, height - 1870);
+    }
+    h.advance_to(3611);
+    h.ok(&user, Call::CancelContract { contract_id: 1 }); // block 3611: an hour after creation
+    let bills = bills_with_credit(&h.take_history(), 1);
+    // 4 CU × 100000 + 10 SU × 50000 = 900000 units-USD an hour: 250 a second, 3125 units of TFT
+    // a second at 80 mUSD. 50 minutes: 3000 s × 3125 = 9375000.
+    let total: u128 = bills.iter().map(|(amount, _)| amount).sum();
+    let credited: u64 = bills.iter().map(|(_, credited)| credited).sum();
+    assert_eq!((total, credited), (9_375_000, 600), "{bills:?}");
+    // While the node is silent for up to three intervals its time waits for evidence; past them
+    // each bill credits the silence (nothing to pay), and the report on its return proves the
+    // rest down.
+    let credits: Vec<u64> = bills.iter().map(|b| b.1).filter(|c| *c > 0).collect();
+    assert_eq!(credits, [171, 60, 60, 60, 60, 60, 60, 69], "{bills:?}");
+    assert!(
+        bills
+            .iter()
+            .all(|(amount, credited)| *credited == 0 || *amount == 0)
+    );
+    assert!(
+        h.state().contract_bills.get(&1).is_none(),
+        "an ended contract's bills go with it"
+    );
 }

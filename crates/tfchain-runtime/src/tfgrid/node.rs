@@ -218,6 +218,7 @@ pub(super) fn delete(
     ctx.state.node_id_by_twin.remove(&node.twin_id);
     ctx.state.node_power.remove(&node_id);
     ctx.state.node_uptime.remove(&node_id);
+    ctx.state.node_downtime.remove(&node_id);
     ctx.emit(Event::NodeDeleted { node_id });
     Ok(())
 }

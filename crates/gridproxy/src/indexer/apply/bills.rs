@@ -1,5 +1,6 @@
 //! Bills: `ContractBilled` appends a `bills` row (keyed by block and event index, so a block
-//! applied once bills once) and adds the amount to the owner twin's `consumption`. A bill of a
+//! applied once bills once; with the seconds credited for the node's downtime) and adds the
+//! amount to the owner twin's `consumption`. A bill of a
 //! contract the index does not know is an error: it would mean a lost event.
 
 use tfchain_runtime::types::DiscountLevel;
@@ -9,16 +10,29 @@ use super::{Ctx, debug_name};
 use crate::error::Error;
 use crate::store::{Sql, int};
 
+/// A `ContractBilled` event's fields.
+pub(super) struct Billed<'a> {
+    pub contract_id: ContractId,
+    pub timestamp_s: u64,
+    pub discount_level: &'a DiscountLevel,
+    pub amount_billed: Balance,
+    pub credited_s: u64,
+}
+
 /// `ContractBilled`, the `index`th event of its block.
 pub(super) fn billed(
     ctx: &Ctx,
     sql: &mut dyn Sql,
     index: u64,
-    contract_id: ContractId,
-    timestamp_s: u64,
-    discount_level: &DiscountLevel,
-    amount_billed: Balance,
+    bill: Billed<'_>,
 ) -> Result<(), Error> {
+    let Billed {
+        contract_id,
+        timestamp_s,
+        discount_level,
+        amount_billed,
+        credited_s,
+    } = bill;
     let amount = int("amount billed", amount_billed)?;
     let twin = sql
         .query_opt(
@@ -29,8 +43,8 @@ pub(super) fn billed(
         .i64(0)?;
     sql.execute(
         "INSERT INTO bills (block_height, event_index, contract_id, twin_id, \
-         timestamp_s, amount_billed, discount_level) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         timestamp_s, amount_billed, discount_level, credited_s) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             int("height", ctx.height)?,
             int("event index", index)?,
@@ -39,6 +53,7 @@ pub(super) fn billed(
             int("bill time", timestamp_s)?,
             amount.clone(),
             debug_name(discount_level).into(),
+            int("credited seconds", credited_s)?,
         ],
     )?;
     sql.execute(

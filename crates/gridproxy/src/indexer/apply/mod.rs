@@ -179,14 +179,18 @@ impl Ctx {
                 timestamp_s,
                 discount_level,
                 amount_billed,
+                credited_s,
             } => bills::billed(
                 self,
                 sql,
                 index,
-                *contract_id,
-                *timestamp_s,
-                discount_level,
-                *amount_billed,
+                bills::Billed {
+                    contract_id: *contract_id,
+                    timestamp_s: *timestamp_s,
+                    discount_level,
+                    amount_billed: *amount_billed,
+                    credited_s: *credited_s,
+                },
             ),
             Event::FarmingRewardMinted {
                 node_id,
@@ -445,6 +449,7 @@ mod tests {
                     timestamp_s: 1,
                     discount_level: DiscountLevel::None,
                     amount_billed: 1,
+                    credited_s: 0,
                 },
             ],
         );
