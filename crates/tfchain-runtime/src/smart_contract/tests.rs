@@ -126,6 +126,18 @@ fn report_resources(h: &mut Harness, contract_id: u64) {
     report_used(h, contract_id, used);
 }
 
+/// Node 1 (Bob) reports having been up `uptime_s` seconds.
+fn report_uptime(h: &mut Harness, uptime_s: u64) {
+    let now = h.next_block_time_s();
+    h.ok(
+        &account("Bob"),
+        tfgrid::Call::ReportUptime {
+            uptime_s,
+            timestamp_hint_s: now,
+        },
+    );
+}
+
 /// Node 1 (Bob) reports what the contract uses.
 fn report_used(h: &mut Harness, contract_id: u64, used: Resources) {
     h.ok(
@@ -865,18 +877,8 @@ fn bills_with_credit(events: &[Event], id: u64) -> Vec<(u128, u64)> {
 #[test]
 fn a_node_down_for_10_of_60_minutes_bills_50() {
     let mut h = grid(100 * UNITS_PER_TFT);
-    let (bob, user) = (account("Bob"), account("User"));
-    let report = |h: &mut Harness, uptime_s: u64| {
-        let now = h.next_block_time_s();
-        h.ok(
-            &bob,
-            tfgrid::Call::ReportUptime {
-                uptime_s,
-                timestamp_hint_s: now,
-            },
-        );
-    };
-    report(&mut h, 1000); // block 10
+    let user = account("User");
+    report_uptime(&mut h, 1000); // block 10
     h.ok(
         &user,
         create(1, deployment(3, "User", vec![zdb("db", GIB)])),
@@ -893,11 +895,11 @@ fn a_node_down_for_10_of_60_minutes_bills_50() {
     // block 1870, where it reports again just started); then up until the contract ends.
     for height in (70..=1270).step_by(60) {
         h.advance_to(height);
-        report(&mut h, 1000 + height - 10);
+        report_uptime(&mut h, 1000 + height - 10);
     }
     for height in (1870..3611).step_by(60) {
         h.advance_to(height);
-        report(&mut h, height - 1870);
+        report_uptime(&mut h, height - 1870);
     }
     h.advance_to(3611);
     h.ok(&user, Call::CancelContract { contract_id: 1 }); // block 3611: an hour after creation
@@ -920,5 +922,35 @@ fn a_node_down_for_10_of_60_minutes_bills_50() {
     assert!(
         h.state().contract_bills.get(&1).is_none(),
         "an ended contract's bills go with it"
+    );
+}
+
+#[test]
+fn a_rent_contract_is_not_billed_while_its_node_is_down() {
+    let mut h = grid(10 * UNITS_PER_TFT);
+    let user = account("User");
+    report_uptime(&mut h, 1000); // block 10
+    h.ok(&user, Call::CreateRentContract { node_id: 1 }); // block 11: contract 1
+    h.take_history();
+    // Reports every minute to block 130, none until block 430 (just started again), then every
+    // minute: down for the 300 s from block 130 to 430.
+    for height in [70, 130, 430, 490, 550] {
+        h.advance_to(height);
+        let uptime_s = if height < 430 {
+            1000 + height
+        } else {
+            height - 430
+        };
+        report_uptime(&mut h, uptime_s);
+    }
+    h.advance_to(602);
+    let bills = bills_with_credit(&h.take_history(), 1);
+    let credits: Vec<u64> = bills.iter().map(|b| b.1).filter(|c| *c > 0).collect();
+    assert_eq!(credits, [171, 60, 69], "{bills:?}");
+    assert!(
+        bills
+            .iter()
+            .all(|(amount, credited)| (*credited > 0) == (*amount == 0)),
+        "{bills:?}"
     );
 }
