@@ -97,14 +97,23 @@ password = "app-secret"
     )
 }
 
-/// The web page a container serves in its private network, as seen from inside that network.
+/// The web page a container serves in its private network, as seen from inside that network, once
+/// it answers (or nothing, after 30 s).
 fn fetch(namespace: &str, ip: &str) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", namespace, "curl", "-s", "-m", "3"])
-        .arg(format!("http://{ip}/"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // A container reported ok has started; its server may take a moment more to listen.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", namespace, "curl", "-s", "-m", "3"])
+            .arg(format!("http://{ip}/"))
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !body.is_empty() || Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 /// What the gateway at `ip` answers for `fqdn` (status line's code and body), over HTTP or HTTPS

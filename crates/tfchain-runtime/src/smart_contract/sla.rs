@@ -70,7 +70,9 @@ pub struct Window {
 impl Window {
     /// The seconds billed: the window less the credited ones.
     pub fn billed_s(&self, from_s: u64) -> u64 {
-        self.to_s.saturating_sub(from_s) - self.credited_s
+        self.to_s
+            .saturating_sub(from_s)
+            .saturating_sub(self.credited_s)
     }
 }
 
